@@ -1,0 +1,171 @@
+/**
+ * The local RabbitMQ as the bench sees it: the management API (memory,
+ * queues, connections), the preflight checks (reachable, Web-STOMP on, file
+ * descriptors) and cleanup of what a run declared.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import amqp from 'amqplib';
+import { sleep } from './clock.js';
+
+const run = promisify(execFile);
+
+export interface BrokerSettings {
+  amqpUrl: string;
+  managementUrl: string;
+  stompUrl: string;
+  user: string;
+  password: string;
+}
+
+export class Broker {
+  private nodeName: string | null = null;
+
+  constructor(readonly settings: BrokerSettings) {}
+
+  async api<T>(path: string, init: RequestInit = {}): Promise<T> {
+    const auth = Buffer.from(`${this.settings.user}:${this.settings.password}`).toString('base64');
+    const res = await fetch(`${this.settings.managementUrl}/api${path}`, { ...init, headers: { authorization: `Basic ${auth}`, 'content-type': 'application/json' } });
+    if (!res.ok) throw new Error(`management API ${path}: HTTP ${res.status} ${await res.text()}`);
+    return (res.status === 204 ? undefined : await res.json()) as T;
+  }
+
+  async node(): Promise<string> {
+    this.nodeName ??= (await this.api<{ node: string }>('/overview')).node;
+    return this.nodeName;
+  }
+
+  async nodeInfo(): Promise<{ os_pid: string; sockets_total: number; sockets_used: number; fd_total: number; fd_used: number; mem_used: number }> {
+    return this.api(`/nodes/${encodeURIComponent(await this.node())}`);
+  }
+
+  async pid(): Promise<number> {
+    return Number((await this.nodeInfo()).os_pid);
+  }
+
+  /**
+   * Memory the Erlang VM has allocated (erlang:memory(total)), computed on
+   * request, plus the per-category breakdown. Unlike the RSS figure the broker
+   * uses for its alarm, it falls when processes go away.
+   */
+  async memory(): Promise<{ erlang: number; breakdown: Record<string, number> }> {
+    const { memory } = await this.api<{ memory: Record<string, number> & { total: { erlang: number } } }>(`/nodes/${encodeURIComponent(await this.node())}/memory`);
+    const breakdown: Record<string, number> = {};
+    for (const [k, v] of Object.entries(memory)) if (typeof v === 'number') breakdown[k] = v;
+    return { erlang: memory.total.erlang, breakdown };
+  }
+
+  async queueNames(prefix: string): Promise<string[]> {
+    const queues = await this.api<Array<{ name: string }>>(`/queues?columns=name`);
+    return queues.map((q) => q.name).filter((n) => n.startsWith(prefix));
+  }
+
+  /** Connections whose client-provided name starts with one of the prefixes. */
+  async connectionNames(prefixes: string[]): Promise<string[]> {
+    const conns = await this.api<Array<{ client_properties?: { connection_name?: string } }>>(`/connections?columns=client_properties`);
+    return conns.map((c) => c.client_properties?.connection_name ?? '').filter((n) => prefixes.some((p) => n.startsWith(p)));
+  }
+
+  async stompConnectionCount(): Promise<number> {
+    const conns = await this.api<Array<{ protocol: string }>>(`/connections?columns=protocol`);
+    return conns.filter((c) => /stomp/i.test(c.protocol)).length;
+  }
+
+  async declareExchange(name: string): Promise<void> {
+    await this.withChannel((ch) => ch.assertExchange(name, 'topic', { durable: true }).then(() => undefined));
+  }
+
+  async deleteExchange(name: string): Promise<void> {
+    await this.withChannel((ch) => ch.deleteExchange(name).then(() => undefined));
+  }
+
+  async deleteQueue(name: string): Promise<void> {
+    await this.withChannel((ch) => ch.deleteQueue(name).then(() => undefined));
+  }
+
+  /**
+   * Exchanges left behind by earlier runs that died before cleaning up: name
+   * prefix, a run id dated more than `olderThanMs` ago (another bench may be
+   * running right now), and no bindings.
+   */
+  async staleExchanges(prefix: string, olderThanMs = 6 * 3600_000): Promise<string[]> {
+    const exchanges = await this.api<Array<{ name: string }>>(`/exchanges?columns=name`);
+    const runDate = (name: string) => {
+      const m = /\.(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})-/.exec(name);
+      return m ? Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!) : NaN;
+    };
+    const names = exchanges.map((e) => e.name).filter((n) => n.startsWith(prefix) && Date.now() - runDate(n) > olderThanMs);
+    const stale: string[] = [];
+    for (const name of names) {
+      const bindings = await this.api<unknown[]>(`/exchanges/%2F/${encodeURIComponent(name)}/bindings/source`);
+      if (bindings.length === 0) stale.push(name);
+    }
+    return stale;
+  }
+
+  private async withChannel<T>(fn: (ch: amqp.Channel) => Promise<T>): Promise<T> {
+    const conn = await amqp.connect(this.settings.amqpUrl, { clientProperties: { connection_name: 'bench admin' } });
+    try {
+      const ch = await conn.createChannel();
+      ch.on('error', () => undefined);
+      return await fn(ch);
+    } finally {
+      await conn.close().catch(() => undefined);
+    }
+  }
+
+  /** Fails with a clear message when the broker or its management API is not there. */
+  async requireReachable(log: (line: string) => void): Promise<void> {
+    // A shared broker may be in the middle of someone else's restart: wait up to a minute.
+    const deadline = Date.now() + 60_000;
+    for (let said = false; ; ) {
+      try {
+        const conn = await amqp.connect(this.settings.amqpUrl);
+        await conn.close();
+        break;
+      } catch (err) {
+        if (Date.now() > deadline) {
+          throw new Error(`RabbitMQ is not reachable at ${redact(this.settings.amqpUrl)} (${(err as Error).message}); start it (rabbitmq-server -detached) or set BENCH_AMQP_URL`);
+        }
+        if (!said) log(`RabbitMQ is not reachable at ${redact(this.settings.amqpUrl)} (${(err as Error).message}); waiting up to 60 s`);
+        said = true;
+        await sleep(1000);
+      }
+    }
+    try {
+      await this.node();
+    } catch (err) {
+      throw new Error(
+        `the RabbitMQ management API is not reachable at ${this.settings.managementUrl} (${(err as Error).message}); ` +
+          'the bench reads broker memory and checks cleanup through it: rabbitmq-plugins enable rabbitmq_management',
+      );
+    }
+  }
+
+  /** Enables rabbitmq_web_stomp on the running node when it is off, and waits for its listener. */
+  async ensureWebStomp(log: (line: string) => void): Promise<void> {
+    const listening = async () => {
+      const { listeners } = await this.api<{ listeners: Array<{ protocol: string }> }>('/overview');
+      return listeners.some((l) => l.protocol === 'http/web-stomp');
+    };
+    if (await listening()) return;
+    log('rabbitmq_web_stomp is not enabled; enabling it on the running node (rabbitmq-plugins enable rabbitmq_web_stomp)');
+    try {
+      await run('rabbitmq-plugins', ['enable', 'rabbitmq_web_stomp'], { timeout: 120_000 });
+    } catch (err) {
+      throw new Error(`could not enable rabbitmq_web_stomp (${(err as Error).message}); run \`rabbitmq-plugins enable rabbitmq_web_stomp\` as root, or skip the Web-STOMP runs with BENCH_KINDS=gateway,amqp`);
+    }
+    for (let i = 0; i < 60 && !(await listening()); i++) await sleep(500);
+    if (!(await listening())) throw new Error('rabbitmq_web_stomp was enabled but its listener (15674) did not come up');
+  }
+}
+
+export function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url;
+  }
+}

@@ -1,0 +1,333 @@
+/**
+ * A load-generator process (forked by the orchestrator). It plays many
+ * "browsers" of one kind — socket.io clients of the gateway, raw amqplib
+ * consumers, or Web-STOMP clients — and counts what they receive. It exits
+ * when its parent goes away, so a crashed run leaves no generator behind.
+ */
+import amqp, { type Channel, type ChannelModel } from 'amqplib';
+import { io, type Socket } from 'socket.io-client';
+import { ClientEvent, ServerEvent, type Delivery, type ResyncNotice, type SubscribeAck, type UnsubscribeAck } from '@topicgate/shared';
+import { nowUs } from './clock.js';
+import { StompClient } from './clients/stomp.js';
+import type { BenchBody, ChurnResult, ClientPlan, ConnectResult, WorkerCommand, WorkerEvent, WorkerStats } from './messages.js';
+import { Histogram, RateSeries, StreamTracker } from './stats.js';
+
+interface Client {
+  tracker: StreamTracker;
+  streams: Set<number>;
+  /** Gateway: last protocol `seq` per subscription id. */
+  lastSeq: Map<string, number>;
+  subscribe(pattern: string): Promise<string>;
+  unsubscribe(id: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+class Counters {
+  deliveries = 0;
+  series = new RateSeries();
+  latency = new Histogram();
+  seqErrors = 0;
+  resyncs: Record<string, number> = {};
+  unsubscribed = 0;
+  disconnects = 0;
+}
+
+let counters = new Counters();
+let clients: Client[] = [];
+let subscriptions = 0;
+const subscribersPerStream: Record<string, number> = {};
+let amqpConnection: Promise<ChannelModel> | null = null;
+/** BENCH_RAW_CHANNELS=shared: every raw consumer of this process on one channel. */
+let sharedChannel: Promise<Channel> | null = null;
+let progressTimer: NodeJS.Timeout | null = null;
+let closing = false;
+
+function send(event: WorkerEvent): void {
+  process.send?.(event);
+}
+
+function deliver(client: Client, body: BenchBody, recvUs: number): void {
+  counters.deliveries++;
+  if (body.m === 1) counters.latency.record(recvUs - body.t);
+  client.tracker.record(body.s, body.n);
+}
+
+/** Streams are named in patterns by their last-but-one word for log tails (`logs.<build>.append`); 0 otherwise. */
+function streamOf(pattern: string): number {
+  const m = /^logs\.(\d+)\.append$/.exec(pattern);
+  return m ? Number(m[1]) : 0;
+}
+
+function newClientState(): Pick<Client, 'tracker' | 'streams' | 'lastSeq'> {
+  return { tracker: new StreamTracker(), streams: new Set(), lastSeq: new Map() };
+}
+
+async function gatewayClient(url: string): Promise<Client> {
+  const socket: Socket = io(url, { transports: ['websocket'], forceNew: true, reconnection: false, timeout: 30_000 });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('connect_error', (err) => reject(new Error(`connect_error: ${err.message}`)));
+  });
+  const client: Client = {
+    ...newClientState(),
+    async subscribe(pattern) {
+      const ack: SubscribeAck = await socket.timeout(60_000).emitWithAck(ClientEvent.Subscribe, { pattern });
+      if (!ack.ok) throw new Error(`subscribe refused: ${ack.error.code}: ${ack.error.message}`);
+      client.lastSeq.set(ack.id, 0);
+      return ack.id;
+    },
+    async unsubscribe(id) {
+      const ack: UnsubscribeAck = await socket.timeout(60_000).emitWithAck(ClientEvent.Unsubscribe, { id });
+      if (!ack.ok) throw new Error(`unsubscribe refused: ${ack.error.code}`);
+      client.lastSeq.delete(id);
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (!socket.connected) return resolve();
+        socket.once('disconnect', () => resolve());
+        socket.disconnect();
+      }),
+  };
+  socket.on(ServerEvent.Messages, (batch: Delivery[]) => {
+    const recv = nowUs();
+    counters.series.add(recv, batch.length);
+    for (const d of batch) {
+      const last = client.lastSeq.get(d.id);
+      if (last !== undefined) {
+        if (d.seq !== last + 1) counters.seqErrors++;
+        client.lastSeq.set(d.id, d.seq);
+      }
+      deliver(client, d.body as unknown as BenchBody, recv);
+    }
+  });
+  socket.on(ServerEvent.Resync, (notice: ResyncNotice) => {
+    counters.resyncs[notice.reason] = (counters.resyncs[notice.reason] ?? 0) + 1;
+  });
+  socket.on(ServerEvent.Unsubscribed, () => counters.unsubscribed++);
+  socket.on('disconnect', (reason) => {
+    if (reason !== 'io client disconnect') counters.disconnects++;
+  });
+  return client;
+}
+
+let queueCounter = 0;
+
+async function amqpClient(cmd: Extract<WorkerCommand, { op: 'connect' }>): Promise<Client> {
+  // One connection per generator process, shared by its clients (each has its own channel), like the gateway's layout.
+  amqpConnection ??= amqp.connect(cmd.amqpUrl, { clientProperties: { connection_name: `${cmd.queuePrefix}worker-${process.pid}` } }).then((c) => {
+    c.on('error', () => undefined);
+    return c;
+  });
+  let channel: Channel;
+  if (cmd.rawSharedChannel) {
+    sharedChannel ??= (await amqpConnection).createChannel().then((ch) => (ch.on('error', () => undefined), ch));
+    channel = await sharedChannel;
+  } else {
+    channel = await (await amqpConnection).createChannel();
+    channel.on('error', () => undefined);
+  }
+  const consumers = new Map<string, string>();
+  const client: Client = {
+    ...newClientState(),
+    async subscribe(pattern) {
+      const queue = `${cmd.queuePrefix}${process.pid}.${++queueCounter}`;
+      await channel.assertQueue(queue, { exclusive: true, durable: false });
+      await channel.bindQueue(queue, cmd.exchange, pattern);
+      const { consumerTag } = await channel.consume(
+        queue,
+        (msg) => {
+          if (!msg) return;
+          const recv = nowUs();
+          counters.series.add(recv);
+          deliver(client, JSON.parse(msg.content.toString('utf8')) as BenchBody, recv);
+        },
+        { noAck: true },
+      );
+      consumers.set(consumerTag, queue);
+      return consumerTag;
+    },
+    async unsubscribe(tag) {
+      await channel.cancel(tag);
+      await channel.deleteQueue(consumers.get(tag)!);
+      consumers.delete(tag);
+    },
+    async close() {
+      if (!cmd.rawSharedChannel) await channel.close().catch(() => undefined);
+    },
+  };
+  return client;
+}
+
+async function stompClient(cmd: Extract<WorkerCommand, { op: 'connect' }>): Promise<Client> {
+  const state = newClientState();
+  const stomp = new StompClient({
+    url: cmd.stompUrl,
+    login: 'guest',
+    passcode: 'guest',
+    onMessage: (data, start, end) => {
+      const recv = nowUs();
+      counters.series.add(recv);
+      deliver(client, JSON.parse(data.toString('utf8', start, end)) as BenchBody, recv);
+    },
+    onClose: () => counters.disconnects++,
+  });
+  await stomp.connect();
+  const client: Client = {
+    ...state,
+    subscribe: (pattern) => stomp.subscribe(`/exchange/${cmd.exchange}/${pattern}`),
+    unsubscribe: (id) => stomp.unsubscribe(id),
+    close: () => stomp.close(),
+  };
+  return client;
+}
+
+async function connectOne(cmd: Extract<WorkerCommand, { op: 'connect' }>, plan: ClientPlan, result: ConnectResult): Promise<void> {
+  let client: Client;
+  try {
+    client = cmd.kind === 'gateway' ? await gatewayClient(cmd.gatewayUrl) : cmd.kind === 'amqp' ? await amqpClient(cmd) : await stompClient(cmd);
+  } catch (err) {
+    result.failures.push(`connect: ${(err as Error).message}`);
+    return;
+  }
+  clients.push(client);
+  result.connected++;
+  for (const pattern of plan.patterns) {
+    try {
+      await client.subscribe(pattern);
+      const stream = streamOf(pattern);
+      client.streams.add(stream);
+      subscribersPerStream[stream] = (subscribersPerStream[stream] ?? 0) + 1;
+      subscriptions++;
+      result.subscribed++;
+    } catch (err) {
+      result.failures.push(`subscribe ${pattern}: ${(err as Error).message}`);
+    }
+  }
+}
+
+async function connect(cmd: Extract<WorkerCommand, { op: 'connect' }>): Promise<ConnectResult> {
+  const started = Date.now();
+  const result: ConnectResult = { connected: 0, subscribed: 0, failures: [], ms: 0 };
+  let next = 0;
+  const lane = async () => {
+    while (next < cmd.clients.length) await connectOne(cmd, cmd.clients[next++]!, result);
+  };
+  await Promise.all(Array.from({ length: Math.max(1, cmd.concurrency) }, lane));
+  result.ms = Date.now() - started;
+  // Keep the reply small: a few distinct failure messages with counts.
+  const grouped = new Map<string, number>();
+  for (const f of result.failures) grouped.set(f, (grouped.get(f) ?? 0) + 1);
+  result.failures = [...grouped].slice(0, 5).map(([f, n]) => `${n}× ${f}`);
+  return result;
+}
+
+function stats(): WorkerStats {
+  const perStream: Record<string, number> = {};
+  let distinct = 0;
+  let duplicates = 0;
+  let outOfOrder = 0;
+  for (const c of clients) {
+    distinct += c.tracker.distinct;
+    duplicates += c.tracker.duplicates;
+    outOfOrder += c.tracker.outOfOrder;
+    // Distinct per stream is what losses are computed from.
+    for (const s of c.streams) perStream[s] = (perStream[s] ?? 0) + c.tracker.distinctIn(s);
+  }
+  return {
+    clients: clients.length,
+    subscriptions,
+    deliveries: counters.deliveries,
+    series: counters.series.toJSON(),
+    latency: counters.latency.toJSON(),
+    distinct,
+    duplicates,
+    outOfOrder,
+    seqErrors: counters.seqErrors,
+    resyncs: counters.resyncs,
+    unsubscribed: counters.unsubscribed,
+    disconnects: counters.disconnects,
+    perStream,
+    subscribersPerStream,
+  };
+}
+
+function startProgress(stream: number, everyMs: number): void {
+  if (progressTimer) clearInterval(progressTimer);
+  progressTimer = setInterval(() => {
+    let min = Infinity;
+    for (const c of clients) if (c.streams.has(stream)) min = Math.min(min, c.tracker.highest(stream));
+    send({ type: 'progress', min: min === Infinity ? -1 : min });
+  }, everyMs);
+}
+
+async function churn(cmd: Extract<WorkerCommand, { op: 'churn' }>): Promise<ChurnResult> {
+  const result: ChurnResult = { pairs: 0, errors: 0, latency: new Histogram().toJSON() };
+  const latency = new Histogram();
+  const deadline = Date.now() + cmd.durationMs;
+  const loop = async (i: number) => {
+    const client = clients[i % clients.length]!;
+    while (Date.now() < deadline) {
+      const t0 = nowUs();
+      try {
+        const id = await client.subscribe(cmd.pattern);
+        await client.unsubscribe(id);
+        result.pairs++;
+        latency.record(nowUs() - t0);
+      } catch (err) {
+        result.errors++;
+        result.firstError ??= (err as Error).message;
+        if (result.errors > 1000) return;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: cmd.loops }, (_, i) => loop(i)));
+  result.latency = latency.toJSON();
+  return result;
+}
+
+async function closeAll(): Promise<void> {
+  closing = true;
+  if (progressTimer) clearInterval(progressTimer);
+  await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+  clients = [];
+  if (amqpConnection) await amqpConnection.then((c) => c.close()).catch(() => undefined);
+  amqpConnection = null;
+  sharedChannel = null;
+}
+
+async function handle(cmd: WorkerCommand): Promise<unknown> {
+  switch (cmd.op) {
+    case 'connect':
+      return connect(cmd);
+    case 'reset':
+      counters = new Counters();
+      return null;
+    case 'progress':
+      startProgress(cmd.stream, cmd.everyMs);
+      return null;
+    case 'stats':
+      return stats();
+    case 'churn':
+      return churn(cmd);
+    case 'close':
+      await closeAll();
+      return null;
+  }
+}
+
+process.on('message', (msg: { id: number; cmd: WorkerCommand }) => {
+  handle(msg.cmd).then(
+    (value) => send({ type: 'reply', id: msg.id, ok: true, value }),
+    (err: unknown) => send({ type: 'reply', id: msg.id, ok: false, error: (err as Error).stack ?? String(err) }),
+  );
+});
+
+// The orchestrator went away (crash, Ctrl-C): close what we hold and leave.
+process.on('disconnect', () => {
+  if (closing) process.exit(0);
+  const force = setTimeout(() => process.exit(0), 3000);
+  force.unref();
+  void closeAll().finally(() => process.exit(0));
+});
+
+send({ type: 'ready' });

@@ -1,0 +1,113 @@
+/**
+ * What a run does: which scenarios, how long each window is, how many load
+ * generators. Everything can be set by environment variable; `--quick` and
+ * `--scenarios a,b` are the flags people actually type.
+ */
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import type { ClientKind } from './messages.js';
+
+export const ALL_SCENARIOS = ['fanout', 'churn', 'idle', 'logtail', 'profile'] as const;
+export type ScenarioName = (typeof ALL_SCENARIOS)[number];
+/** `profile` is opt-in: it restarts the gateway under --cpu-prof. */
+const DEFAULT_SCENARIOS: ScenarioName[] = ['fanout', 'churn', 'idle', 'logtail'];
+
+export interface BenchOptions {
+  quick: boolean;
+  scenarios: ScenarioName[];
+  kinds: ClientKind[];
+  fanoutClients: number[];
+  idleClients: number[];
+  profileClients: number[];
+  /** Paced fan-out target, deliveries per second (summed over clients). */
+  pacedDeliveries: number;
+  warmupMs: number;
+  measureMs: number;
+  /** Load-generator processes. */
+  workers: number;
+  /** Deliveries in flight in flat-out runs (published but not yet received by the slowest client). */
+  flatWindow: number;
+  bodyBytes: number;
+  /** Raw amqplib consumers share one channel per generator process instead of one channel each. */
+  rawSharedChannel: boolean;
+  /** Before each run, wait until the machine is below this % of one core busy ... */
+  quietBusyPct: number;
+  /** ... for at most this long. */
+  quietMaxMs: number;
+  churnLoops: number;
+  churnMs: number;
+  logtail: { builds: number; linesPerSecond: number; clients: number; logsPerClient: number; warmupMs: number; measureMs: number };
+  amqpUrl: string;
+  managementUrl: string;
+  stompUrl: string;
+  cliPath: string;
+  resultsDir: string;
+  /** Label for this build in the report (e.g. "worktree: raw splice"). */
+  label: string;
+}
+
+const numbers = (text: string | undefined, fallback: number[]) => (text ? text.split(',').map((s) => Number(s.trim())).filter((n) => n > 0) : fallback);
+const num = (text: string | undefined, fallback: number) => (text && Number(text) > 0 ? Number(text) : fallback);
+
+export const USAGE = `npm run bench [-- --quick] [-- --scenarios fanout,churn,idle,logtail,profile]
+
+Environment (all optional):
+  BENCH_SCENARIOS      comma-separated subset of ${ALL_SCENARIOS.join(', ')} (default: all but profile)
+  BENCH_KINDS          gateway,amqp,stomp  which receivers to run (default: all three)
+  BENCH_CLIENTS        fan-out client counts (default: 1,100,500,1000; --quick: 100,500)
+  BENCH_IDLE_CLIENTS   idle connection counts (default: 1000,5000; --quick: 1000)
+  BENCH_PROFILE_CLIENTS  fan-out client counts profiled with --cpu-prof (default: 100,500)
+  BENCH_MEASURE_MS     measurement window per fan-out run (default: 8000; --quick: 3000)
+  BENCH_WARMUP_MS      warm-up before it (default: 2000; --quick: 1000)
+  BENCH_WORKERS        load-generator processes (default: 4)
+  BENCH_RATE           paced fan-out, deliveries/s in total (default: 10000)
+  BENCH_QUIET_PCT      before each run, wait until the machine is below this % of one core busy (default: 25) ...
+  BENCH_QUIET_MAX_MS   ... for at most this long (default: 10000); the report warns when it was not
+  BENCH_FLAT_WINDOW    flat-out runs: deliveries in flight, published but not yet received by the slowest client (default: 10000)
+  BENCH_RAW_CHANNELS   per-queue (default: one channel per raw consumer, the gateway's layout) or shared (one per generator process)
+  BENCH_GATEWAY_CLI    the topicgate cli.js to run (default: this checkout's server/dist/cli.js)
+  BENCH_LABEL          a name for the gateway build in the report
+  BENCH_AMQP_URL       (default: amqp://guest:guest@127.0.0.1:5672)
+  BENCH_MANAGEMENT_URL (default: http://127.0.0.1:15672)
+  BENCH_STOMP_URL      (default: ws://127.0.0.1:15674/ws)
+`;
+
+export function readOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptions {
+  const { values } = parseArgs({ args: argv, options: { quick: { type: 'boolean' }, scenarios: { type: 'string' }, help: { type: 'boolean' } }, strict: true });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  const quick = values.quick === true || env.BENCH_QUICK === '1';
+  const scenarioText = values.scenarios ?? env.BENCH_SCENARIOS;
+  const scenarios = scenarioText ? (scenarioText.split(',').map((s) => s.trim()) as ScenarioName[]) : DEFAULT_SCENARIOS;
+  for (const s of scenarios) if (!ALL_SCENARIOS.includes(s)) throw new Error(`unknown scenario "${s}"; known: ${ALL_SCENARIOS.join(', ')}`);
+  const kinds = (env.BENCH_KINDS ? env.BENCH_KINDS.split(',').map((s) => s.trim()) : ['gateway', 'amqp', 'stomp']) as ClientKind[];
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  return {
+    quick,
+    scenarios,
+    kinds,
+    fanoutClients: numbers(env.BENCH_CLIENTS, quick ? [100, 500] : [1, 100, 500, 1000]),
+    idleClients: numbers(env.BENCH_IDLE_CLIENTS, quick ? [1000] : [1000, 5000]),
+    profileClients: numbers(env.BENCH_PROFILE_CLIENTS, [100, 500]),
+    pacedDeliveries: num(env.BENCH_RATE, 10_000),
+    warmupMs: num(env.BENCH_WARMUP_MS, quick ? 1000 : 2000),
+    measureMs: num(env.BENCH_MEASURE_MS, quick ? 3000 : 8000),
+    workers: num(env.BENCH_WORKERS, 4),
+    flatWindow: num(env.BENCH_FLAT_WINDOW, 10_000),
+    bodyBytes: 200,
+    rawSharedChannel: env.BENCH_RAW_CHANNELS === 'shared',
+    quietBusyPct: num(env.BENCH_QUIET_PCT, 25),
+    quietMaxMs: num(env.BENCH_QUIET_MAX_MS, 10_000),
+    churnLoops: num(env.BENCH_CHURN_LOOPS, 40),
+    churnMs: quick ? 3000 : 8000,
+    logtail: { builds: 100, linesPerSecond: 20, clients: 500, logsPerClient: 2, warmupMs: quick ? 1000 : 2000, measureMs: quick ? 4000 : 15_000 },
+    amqpUrl: env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672',
+    managementUrl: env.BENCH_MANAGEMENT_URL ?? 'http://127.0.0.1:15672',
+    stompUrl: env.BENCH_STOMP_URL ?? 'ws://127.0.0.1:15674/ws',
+    cliPath: env.BENCH_GATEWAY_CLI ?? `${root}server/dist/cli.js`,
+    resultsDir: `${root}bench/results`,
+    label: env.BENCH_LABEL ?? '',
+  };
+}

@@ -1,0 +1,159 @@
+/**
+ * The markdown report: one table per scenario, the ratios the issue's
+ * targets are stated in, and which targets hold in this run.
+ */
+import type { Row } from './harness.js';
+
+const KIND_NAME: Record<string, string> = { gateway: 'gateway', amqp: 'raw amqplib', stomp: 'Web-STOMP' };
+
+type R = Row & Record<string, any>;
+
+const fmt = (x: unknown, digits = 0): string => {
+  if (x === null || x === undefined || Number.isNaN(x)) return '—';
+  if (typeof x === 'number') return x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+  return String(x);
+};
+const ratio = (a: number | null | undefined, b: number | null | undefined) => (a && b ? Math.round((a / b) * 100) / 100 : null);
+const cpuText = (cpu: Record<string, number> | undefined) =>
+  cpu ? ['gateway', 'broker', 'generators', 'publisher', 'others', 'machine'].filter((k) => k in cpu).map((k) => `${k === 'generators' ? 'gen' : k === 'publisher' ? 'pub' : k} ${cpu[k]}`).join(' · ') : '—';
+const perDeliveryText = (x: Record<string, number> | undefined) =>
+  x && Object.keys(x).length ? Object.entries(x).map(([k, v]) => `${k === 'generators' ? 'gen' : k} ${v}`).join(' · ') : '—';
+const integrity = (r: R) => (r.error ? `**error:** ${r.error}` : (r.problems as string[] | undefined)?.length ? `**${(r.problems as string[]).join(', ')}**` : 'ok');
+
+export interface Target {
+  name: string;
+  detail: string;
+  holds: boolean | null;
+}
+
+function find(rows: R[], scenario: string, where: Record<string, unknown>): R | undefined {
+  return rows.find((r) => r.scenario === scenario && !r.error && Object.entries(where).every(([k, v]) => r[k] === v));
+}
+
+export function evaluateTargets(rows: R[]): Target[] {
+  const targets: Target[] = [];
+  for (const n of [100, 500]) {
+    const gw = find(rows, 'fanout', { mode: 'flat', n, kind: 'gateway' });
+    const raw = find(rows, 'fanout', { mode: 'flat', n, kind: 'amqp' });
+    const stomp = find(rows, 'fanout', { mode: 'flat', n, kind: 'stomp' });
+    const r1 = ratio(gw?.deliveriesPerSec, raw?.deliveriesPerSec);
+    targets.push({ name: `fan-out ${n}: gateway ≥ 0.8× raw amqplib`, detail: `${fmt(gw?.deliveriesPerSec)} vs ${fmt(raw?.deliveriesPerSec)} deliveries/s = ${fmt(r1, 2)}×`, holds: r1 === null ? null : r1 >= 0.8 });
+    const r2 = ratio(gw?.deliveriesPerSec, stomp?.deliveriesPerSec);
+    targets.push({ name: `fan-out ${n}: gateway ≥ 1.5× Web-STOMP`, detail: `${fmt(gw?.deliveriesPerSec)} vs ${fmt(stomp?.deliveriesPerSec)} deliveries/s = ${fmt(r2, 2)}×`, holds: r2 === null ? null : r2 >= 1.5 });
+    const pg = find(rows, 'fanout', { mode: 'paced', n, kind: 'gateway' });
+    const ps = find(rows, 'fanout', { mode: 'paced', n, kind: 'stomp' });
+    const r3 = ratio(pg?.p99Ms, ps?.p99Ms);
+    targets.push({ name: `paced ${n}: gateway p99 ≤ 0.75× Web-STOMP`, detail: `${fmt(pg?.p99Ms, 2)} vs ${fmt(ps?.p99Ms, 2)} ms = ${fmt(r3, 2)}×`, holds: r3 === null ? null : r3 <= 0.75 });
+  }
+  const cg = find(rows, 'churn', { kind: 'gateway' });
+  const ca = find(rows, 'churn', { kind: 'amqp' });
+  const r4 = ratio(cg?.pairsPerSec, ca?.pairsPerSec);
+  targets.push({ name: 'churn: gateway ≥ 0.5× raw AMQP', detail: `${fmt(cg?.pairsPerSec)} vs ${fmt(ca?.pairsPerSec)} pairs/s = ${fmt(r4, 2)}×`, holds: r4 === null ? null : r4 >= 0.5 });
+  const idleNs = [...new Set(rows.filter((r) => r.scenario === 'idle').map((r) => r.n as number))].sort((a, b) => b - a);
+  const big = idleNs[0];
+  const ig = big === undefined ? undefined : find(rows, 'idle', { kind: 'gateway', n: big });
+  const is = big === undefined ? undefined : find(rows, 'idle', { kind: 'stomp', n: big });
+  const fullyIdle = ig && ig.subscriptions === big;
+  targets.push({
+    name: `idle ${fmt(big)}: gateway RSS ≤ 50 KiB per connection`,
+    detail: ig ? `${fmt(ig.gatewayRssPerConnKiB, 1)} KiB${fullyIdle ? '' : ` (only ${fmt(ig.subscriptions)} of ${fmt(big)} subscriptions succeeded)`}` : 'not measured',
+    holds: ig && ig.gatewayRssPerConnKiB !== null ? ig.gatewayRssPerConnKiB <= 50 && !!fullyIdle : null,
+  });
+  const r5 = ratio(ig?.brokerPerSubscriptionKiB, is?.brokerPerSubscriptionKiB);
+  targets.push({
+    name: `idle ${fmt(big)}: broker memory per subscription ≤ 0.3× Web-STOMP's per client`,
+    detail: `${fmt(ig?.brokerPerSubscriptionKiB, 1)} vs ${fmt(is?.brokerPerSubscriptionKiB, 1)} KiB = ${fmt(r5, 2)}×${ig && !fullyIdle ? ` (gateway: ${fmt(ig.subscriptions)} of ${fmt(big)} subscriptions)` : ''}`,
+    holds: r5 === null ? null : r5 <= 0.3 && !!fullyIdle,
+  });
+  const broken = rows.filter((r) => (r.problems as string[] | undefined)?.length);
+  targets.push({
+    name: 'no losses, duplicates or out-of-order deliveries (without an overflow resync)',
+    detail: broken.length ? broken.map((r) => `${r.scenario} ${r.mode ?? ''} ${KIND_NAME[r.kind] ?? r.kind} × ${r.n ?? r.clients}: ${(r.problems as string[]).join(', ')}`).join('; ') : 'all runs clean',
+    holds: rows.some((r) => 'problems' in r) ? broken.length === 0 : null,
+  });
+  return targets;
+}
+
+export function renderReport(rows: R[], meta: Record<string, string>, warnings: string[]): string {
+  const out: string[] = [];
+  out.push(`# topicgate bench — ${meta.date}`, '');
+  out.push(Object.entries(meta).filter(([k]) => k !== 'date').map(([k, v]) => `- **${k}:** ${v}`).join('\n'), '');
+  out.push('CPU figures are % of one core over the measurement window (the box has 2 cores: 200 % is everything). "gen" is all load-generator processes together, "pub" the publisher, "others" whatever else ran on the machine meanwhile (machine − the named processes).', '');
+
+  const targets = evaluateTargets(rows);
+  out.push('## Targets', '', '| target | this run | holds |', '|---|---|:---:|');
+  for (const t of targets) out.push(`| ${t.name} | ${t.detail} | ${t.holds === null ? 'not measured' : t.holds ? 'yes' : '**no**'} |`);
+  out.push('');
+
+  const fan = rows.filter((r) => r.scenario === 'fanout');
+  if (fan.length) {
+    const ns = [...new Set(fan.map((r) => r.n as number))];
+    out.push('## Fan-out, flat out', '', 'Deliveries/s summed over all clients while the publisher keeps every client at most a window behind.', '');
+    out.push('| clients | gateway | raw amqplib | Web-STOMP | gateway / raw | gateway / Web-STOMP | gateway CPU µs per delivery |', '|---:|---:|---:|---:|---:|---:|---:|');
+    for (const n of ns) {
+      const g = find(fan, 'fanout', { mode: 'flat', n, kind: 'gateway' });
+      const a = find(fan, 'fanout', { mode: 'flat', n, kind: 'amqp' });
+      const s = find(fan, 'fanout', { mode: 'flat', n, kind: 'stomp' });
+      out.push(`| ${fmt(n)} | ${fmt(g?.deliveriesPerSec)} | ${fmt(a?.deliveriesPerSec)} | ${fmt(s?.deliveriesPerSec)} | ${fmt(ratio(g?.deliveriesPerSec, a?.deliveriesPerSec), 2)} | ${fmt(ratio(g?.deliveriesPerSec, s?.deliveriesPerSec), 2)} | ${fmt(g?.cpuUsPerDelivery?.gateway, 1)} |`);
+    }
+    out.push('', `## Fan-out, paced at ${fmt(fan.find((r) => r.targetDeliveriesPerSec)?.targetDeliveriesPerSec ?? 10000)} deliveries/s`, '', 'Publish → client latency (ms), measured on one monotonic clock shared by the publisher and generator processes.', '');
+    out.push('| clients | gateway p50 / p99 / max | raw amqplib p50 / p99 / max | Web-STOMP p50 / p99 / max | gateway p99 / Web-STOMP p99 |', '|---:|---|---|---|---:|');
+    const lat = (r: R | undefined) => (r ? `${fmt(r.p50Ms, 2)} / ${fmt(r.p99Ms, 2)} / ${fmt(r.maxMs, 1)}` : '—');
+    for (const n of ns) {
+      const g = find(fan, 'fanout', { mode: 'paced', n, kind: 'gateway' });
+      const a = find(fan, 'fanout', { mode: 'paced', n, kind: 'amqp' });
+      const s = find(fan, 'fanout', { mode: 'paced', n, kind: 'stomp' });
+      out.push(`| ${fmt(n)} | ${lat(g)} | ${lat(a)} | ${lat(s)} | ${fmt(ratio(g?.p99Ms, s?.p99Ms), 2)} |`);
+    }
+    out.push('', '### Every fan-out run', '', '| mode | clients | receiver | deliveries/s | p50 / p99 / max ms | CPU % | CPU µs per delivery | received / expected | integrity |', '|---|---:|---|---:|---|---|---|---|---|');
+    for (const r of fan) {
+      out.push(
+        `| ${r.mode} | ${fmt(r.n)} | ${KIND_NAME[r.kind] ?? r.kind} | ${fmt(r.deliveriesPerSec)} | ${fmt(r.p50Ms, 2)} / ${fmt(r.p99Ms, 2)} / ${fmt(r.maxMs, 1)} | ${cpuText(r.cpu)} | ${perDeliveryText(r.cpuUsPerDelivery)} | ${fmt(r.received)} / ${fmt(r.expected)} | ${integrity(r)} |`,
+      );
+    }
+    out.push('');
+  }
+
+  const churn = rows.filter((r) => r.scenario === 'churn');
+  if (churn.length) {
+    out.push('## Churn', '', 'Subscribe + unsubscribe pairs per second, each waiting for both acknowledgements, with the same number of concurrent loops on both sides.', '');
+    out.push('| path | loops | pairs/s | pair p50 / p99 ms | CPU % | errors |', '|---|---:|---:|---|---|---|');
+    for (const r of churn) {
+      out.push(`| ${r.kind === 'amqp' ? 'raw AMQP declare/bind/consume/cancel/delete' : 'gateway subscribe/unsubscribe'} | ${fmt(r.concurrency)} | ${fmt(r.pairsPerSec)} | ${fmt(r.p50Ms, 2)} / ${fmt(r.p99Ms, 2)} | ${cpuText(r.cpu)} | ${r.error ? `**${r.error}**` : r.errors ? `${r.errors} (${r.firstError})` : 0} |`);
+    }
+    out.push('');
+  }
+
+  const idle = rows.filter((r) => r.scenario === 'idle');
+  if (idle.length) {
+    out.push('## Idle connections, one subscription each', '', 'Gateway figures are after a full GC in the gateway; broker figures are the change of erlang:memory(total) divided by subscriptions that succeeded: the mean of what connecting added and what disconnecting released (both shown; they disagree when other traffic on the shared broker moved its memory meanwhile).', '');
+    out.push('| connections | receiver | connected / subscribed | gateway RSS KiB/conn (heap, external) | gateway RSS total MiB | broker KiB/subscription (added, released) | of which, by broker category (KiB/subscription) | failures |', '|---:|---|---|---|---:|---|---|---|');
+    for (const r of idle) {
+      if (r.error) {
+        out.push(`| ${fmt(r.n)} | ${KIND_NAME[r.kind] ?? r.kind} | — | — | — | — | — | **${r.error}** |`);
+        continue;
+      }
+      const gw = r.kind === 'gateway' ? `${fmt(r.gatewayRssPerConnKiB, 1)} (${fmt(r.gatewayHeapPerConnKiB, 1)}, ${fmt(r.gatewayExternalPerConnKiB, 1)})` : '—';
+      const cats = Object.entries((r.brokerKiBPerSubscriptionByCategory ?? {}) as Record<string, number>).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ');
+      out.push(`| ${fmt(r.n)} | ${KIND_NAME[r.kind] ?? r.kind} | ${fmt(r.clients)} / ${fmt(r.subscriptions)} | ${gw} | ${r.kind === 'gateway' ? fmt(r.gatewayRssMiB) : '—'} | ${fmt(r.brokerPerSubscriptionKiB, 1)} (${fmt(r.brokerAddedKiB, 1)}, ${fmt(r.brokerReleasedKiB, 1)})${r.brokerNoisy ? ' **noisy**' : ''} | ${cats} | ${(r.failures as string[] | undefined)?.join('; ') ?? ''} |`);
+    }
+    out.push('');
+  }
+
+  const tail = rows.filter((r) => r.scenario === 'logtail');
+  if (tail.length) {
+    out.push('## Log tail', '', '100 builds × 20 lines/s, 500 clients following 2 logs each (20,000 deliveries/s).', '');
+    out.push('| receiver | deliveries/s | p50 / p99 / max ms | CPU % | received / expected | integrity |', '|---|---:|---|---|---|---|');
+    for (const r of tail) out.push(`| ${KIND_NAME[r.kind] ?? r.kind} | ${fmt(r.deliveriesPerSec)} | ${fmt(r.p50Ms, 2)} / ${fmt(r.p99Ms, 2)} / ${fmt(r.maxMs, 1)} | ${cpuText(r.cpu)} | ${fmt(r.received)} / ${fmt(r.expected)} | ${integrity(r)} |`);
+    out.push('');
+  }
+
+  const profiles = rows.filter((r) => r.scenario === 'profile');
+  if (profiles.length) {
+    out.push('## Gateway CPU profiles', '');
+    for (const r of profiles) out.push(r.error ? `Profile × ${r.n}: **${r.error}**\n` : `${r.markdown}\nFull profile: \`${r.profile}\` (open in Chrome DevTools → Performance, or speedscope).\n`);
+  }
+
+  if (warnings.length) out.push('## Warnings', '', ...warnings.map((w) => `- ${w}`), '');
+  return out.join('\n');
+}

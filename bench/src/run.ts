@@ -1,0 +1,154 @@
+/**
+ * `npm run bench`: preflight (broker, Web-STOMP, file descriptors), the
+ * scenarios, cleanup (exchange, queues, connections, child processes) and
+ * the report in bench/results/. See bench/README.md.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { sleep } from './clock.js';
+import { Broker, redact } from './broker.js';
+import { Bench } from './harness.js';
+import { readOptions, type BenchOptions, type ScenarioName } from './options.js';
+import { findBrokerPid, openFileLimit } from './proc.js';
+import { killAllChildren } from './processes.js';
+import { renderReport } from './report.js';
+import { churn } from './scenarios/churn.js';
+import { fanout } from './scenarios/fanout.js';
+import { idle } from './scenarios/idle.js';
+import { logtail } from './scenarios/logtail.js';
+import { profile } from './scenarios/profile.js';
+
+const SCENARIOS: Record<ScenarioName, (bench: Bench) => Promise<void>> = { fanout, churn, idle, logtail, profile };
+
+async function preflight(bench: Bench): Promise<void> {
+  const { options, broker } = bench;
+  await broker.requireReachable((l) => bench.log(l));
+  bench.brokerPid = findBrokerPid() || (await broker.pid());
+  if (!existsSync(options.cliPath)) throw new Error(`no gateway build at ${options.cliPath}; run \`npx tsc -b server\` (npm run bench does) or set BENCH_GATEWAY_CLI`);
+  if (options.kinds.includes('stomp')) await broker.ensureWebStomp((l) => bench.log(l));
+
+  // File descriptors: the idle scenario holds thousands of sockets on the broker (Web-STOMP), the gateway and the generators.
+  const biggest = options.scenarios.includes('idle') ? Math.max(...options.idleClients) : Math.max(...options.fanoutClients, options.logtail.clients);
+  const info = await broker.nodeInfo();
+  if (options.kinds.includes('stomp') && info.sockets_total < biggest + 200) {
+    bench.warn(
+      `RabbitMQ allows only ${info.sockets_total} sockets (file-descriptor limit ${info.fd_total}); ${biggest} Web-STOMP clients need ${biggest + 200}. ` +
+        'The Web-STOMP runs will be capped. To raise it: put "rabbitmq soft nofile 20000" and "rabbitmq hard nofile 20000" in ' +
+        '/etc/security/limits.d/rabbitmq.conf (Debian\'s rabbitmq-server wrapper starts the node with 1024 otherwise), or LimitNOFILE=20000 ' +
+        'in the systemd unit, then restart RabbitMQ; check with `rabbitmqctl status` (File Descriptors).',
+    );
+  }
+  const own = openFileLimit('self');
+  if (own < biggest + 500) {
+    bench.warn(`this shell's open-file limit is ${own}; the gateway needs one per connection (${biggest}). Run \`ulimit -n 20000\` first, or the gateway will refuse connections (EMFILE).`);
+  }
+
+  // Earlier runs that died hard may have left their exchange behind (queues are exclusive or auto-delete and went with their connections).
+  for (const name of await broker.staleExchanges('topicgate-bench.')) {
+    bench.log(`deleting ${name}, left behind by an earlier run`);
+    await broker.deleteExchange(name).catch(() => undefined);
+  }
+  await broker.declareExchange(bench.exchange);
+}
+
+/** Deletes what this run declared and checks the broker holds nothing of ours. */
+async function cleanup(bench: Bench): Promise<void> {
+  killAllChildren();
+  await bench.unwatchBroker();
+  const { broker } = bench;
+  await broker.deleteExchange(bench.exchange).catch((err: Error) => bench.warn(`could not delete exchange ${bench.exchange}: ${err.message}`));
+  const gatewayQueues = `topicgate.${bench.runId}-`;
+  let queues: string[] = [];
+  let conns: string[] = [];
+  for (let i = 0; i < 20; i++) {
+    queues = [...(await broker.queueNames(bench.prefix)), ...(await broker.queueNames(gatewayQueues))];
+    conns = await broker.connectionNames([bench.prefix, `topicgate ${bench.runId}-`, 'bench publisher', 'bench admin']);
+    if (queues.length === 0 && conns.length === 0) break;
+    await sleep(500);
+  }
+  for (const q of queues) await broker.deleteQueue(q).catch(() => undefined);
+  if (queues.length || conns.length) bench.warn(`after cleanup the broker still had ${queues.length} queue(s) and ${conns.length} connection(s) of this run (${[...queues, ...conns].slice(0, 3).join(', ')}); queues were deleted`);
+  else bench.log('cleanup: no queue, exchange, connection or child process of this run is left');
+}
+
+function describeRun(options: BenchOptions, bench: Bench): Record<string, string> {
+  const rabbit = (() => {
+    try {
+      return /RabbitMQ version: (\S+)/.exec(execFileSync('rabbitmqctl', ['-q', 'status'], { encoding: 'utf8', timeout: 30_000 }))?.[1] ?? '?';
+    } catch {
+      return '?';
+    }
+  })();
+  const rev = (() => {
+    try {
+      const dir = new URL('.', `file://${options.cliPath}`).pathname;
+      return execFileSync('git', ['-C', dir, 'describe', '--always', '--dirty'], { encoding: 'utf8' }).trim();
+    } catch {
+      return '?';
+    }
+  })();
+  return {
+    date: new Date().toISOString(),
+    'run id': bench.runId,
+    'gateway build': `${options.cliPath} (git ${rev})${options.label ? ` — ${options.label}` : ''}`,
+    machine: `${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}, RabbitMQ ${rabbit} at ${redact(options.amqpUrl)}`,
+    settings: `${options.quick ? 'quick; ' : ''}scenarios ${options.scenarios.join(', ')}; receivers ${options.kinds.join(', ')}; ${options.workers} load-generator processes; warm-up ${options.warmupMs} ms + window ${options.measureMs} ms per fan-out run; ${options.bodyBytes}-byte bodies; raw amqplib consumers on ${options.rawSharedChannel ? 'one shared channel per generator process' : 'one channel each'}; flat-out window ${options.flatWindow} deliveries`,
+  };
+}
+
+async function main(): Promise<number> {
+  const options = readOptions(process.argv.slice(2), process.env);
+  const broker = new Broker({ amqpUrl: options.amqpUrl, managementUrl: options.managementUrl, stompUrl: options.stompUrl, user: decodeURIComponent(new URL(options.amqpUrl).username || 'guest'), password: decodeURIComponent(new URL(options.amqpUrl).password || 'guest') });
+  const bench = new Bench(options, broker);
+  const started = Date.now();
+  let interrupted = false;
+  const onSignal = (signal: string) => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    bench.warn(`${signal}: stopping, cleaning up`);
+    void cleanup(bench).finally(() => process.exit(130));
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+
+  bench.log(`run ${bench.runId}: ${options.scenarios.join(', ')} (${options.quick ? 'quick' : 'full'})`);
+  let failed = false;
+  try {
+    await preflight(bench);
+    await bench.watchBroker();
+    for (const name of options.scenarios) {
+      try {
+        await SCENARIOS[name](bench);
+      } catch (err) {
+        failed = true;
+        bench.record({ scenario: name, error: (err as Error).message });
+      }
+    }
+  } catch (err) {
+    failed = true;
+    bench.warn((err as Error).message);
+  } finally {
+    await cleanup(bench).catch((err: Error) => bench.warn(`cleanup failed: ${err.message}`));
+  }
+
+  const meta = describeRun(options, bench);
+  meta.duration = `${Math.round((Date.now() - started) / 1000)} s`;
+  const report = renderReport(bench.rows, meta, bench.warnings);
+  mkdirSync(options.resultsDir, { recursive: true });
+  const dated = `${options.resultsDir}/${bench.runId}.md`;
+  writeFileSync(dated, report);
+  writeFileSync(`${options.resultsDir}/latest.md`, report);
+  writeFileSync(`${options.resultsDir}/${bench.runId}.raw.json`, JSON.stringify({ meta, rows: bench.rows, warnings: bench.warnings }, null, 2));
+  bench.log(`report: ${options.resultsDir}/latest.md (and ${dated})`);
+  return failed ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`[bench] ${(err as Error).stack ?? String(err)}\n`);
+    killAllChildren();
+    process.exit(1);
+  },
+);

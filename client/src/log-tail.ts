@@ -1,0 +1,357 @@
+/**
+ * The end of a log, kept in line order from append messages of the shape
+ * `{ first, lines }` (see `LogLines`).
+ *
+ * The window is a run of consecutive lines `[first, first + lines.length)`.
+ * A message that overlaps its end extends it (the overlap, a duplicate, is
+ * skipped); one that starts past the end waits in `pending` while the gap is
+ * fetched over REST. After a resync the last lines are fetched again: if they
+ * still connect, they extend the window, otherwise the window jumps to them.
+ * One REST request is in flight at a time, retried with backoff.
+ */
+import { ClientErrorCode } from './codes.js';
+import { Emitter } from './emitter.js';
+import { describeError, TopicgateError } from './errors.js';
+import type {
+  LiveStatus,
+  LogLines,
+  LogLinesRequest,
+  LogTailChange,
+  LogTailEvents,
+  LogTailInit,
+  LogWindow,
+  Message,
+} from './types.js';
+import { Backoff, isObject } from './utils.js';
+
+/** Whether `value` is a `LogLines`: a non-negative integer `first` and an array of strings. */
+export function isLogLines(value: unknown): value is LogLines {
+  if (!isObject(value)) return false;
+  const { first, lines } = value;
+  return (
+    typeof first === 'number' &&
+    Number.isSafeInteger(first) &&
+    first >= 0 &&
+    Array.isArray(lines) &&
+    lines.every((line) => typeof line === 'string')
+  );
+}
+
+type Fetch = 'tail' | 'fill';
+
+/**
+ * @example
+ * const tail = new LogTail({
+ *   source: client.source('logs.7.append'),
+ *   load: async ({ from, limit }, signal) => (await fetch(linesUrl(7, from, limit), { signal })).json(),
+ * });
+ * tail.on('change', ({ kind, lines }) => paint(kind, lines));
+ */
+export class LogTail<M extends Message<string, unknown> = Message> extends Emitter<LogTailEvents> {
+  readonly #load: (request: LogLinesRequest, signal: AbortSignal) => Promise<LogLines>;
+  readonly #maxLines: number;
+  readonly #tailLines: number;
+  readonly #extract: (message: M) => LogLines | undefined;
+  readonly #backoff: Backoff;
+
+  #first = 0;
+  #lines: string[] = [];
+  /** `maxLines` plus whatever `loadEarlier` brought in. */
+  #capacity: number;
+  #loaded = false;
+  /** Chunks that start past the end of the window, by `first`. */
+  #pending: LogLines[] = [];
+  #pendingLines = 0;
+  #want: Fetch | undefined;
+  #fetching = false;
+  #abort: AbortController | undefined;
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Bumped when the window is replaced, so that an older `loadEarlier` answer is not prepended. */
+  #generation = 0;
+  #earlier: Promise<number> | undefined;
+  #earlierAbort: AbortController | undefined;
+  #status: LiveStatus = 'subscribing';
+  #snapshot: LogWindow | undefined;
+  #closed = false;
+  readonly #stop: () => void;
+
+  constructor(init: LogTailInit<M>) {
+    super();
+    this.#load = init.load;
+    this.#maxLines = Math.max(1, init.maxLines ?? 10_000);
+    this.#tailLines = Math.max(1, Math.min(init.tailLines ?? 1_000, this.#maxLines));
+    this.#capacity = this.#maxLines;
+    this.#extract = init.lines ?? ((message) => (isLogLines(message.body) ? message.body : undefined));
+    this.#backoff = new Backoff(init.retryDelay ?? 1_000, init.retryDelayMax ?? 30_000);
+    this.#stop = init.source.open({
+      ready: () => this.#request('tail'),
+      resync: () => this.#request('tail'),
+      message: (message) => {
+        const chunk = this.#extract(message);
+        if (chunk !== undefined) this.#accept(chunk);
+      },
+      error: (error) => this.emit('error', error),
+    });
+  }
+
+  get status(): LiveStatus {
+    return this.#status;
+  }
+
+  /** Whether the first lines have been loaded. */
+  get loaded(): boolean {
+    return this.#loaded;
+  }
+
+  /** Number of the first line in the window. */
+  get first(): number {
+    return this.#first;
+  }
+
+  /** Number one past the last line in the window: where the next append goes. */
+  get end(): number {
+    return this.#first + this.#lines.length;
+  }
+
+  /** The lines in the window; `lines[i]` is line `first + i`. */
+  get lines(): readonly string[] {
+    return this.getSnapshot().lines;
+  }
+
+  /** Whether lines before the window exist (`loadEarlier` can fetch them). */
+  get hasEarlier(): boolean {
+    return this.#loaded && this.#first > 0;
+  }
+
+  /** The window, stable between changes (for React's `useSyncExternalStore`). */
+  readonly getSnapshot = (): LogWindow => {
+    this.#snapshot ??= { first: this.#first, lines: this.#lines.slice() };
+    return this.#snapshot;
+  };
+
+  /** Calls `listener` after each change; returns a function that stops. Shaped for `useSyncExternalStore`. */
+  readonly watch = (listener: () => void): (() => void) => this.on('change', () => listener());
+
+  /**
+   * Fetches up to `count` lines before the window and prepends them. The
+   * window's size limit grows by as many lines (appends still drop the oldest
+   * lines beyond it; a jump after a resync restores `maxLines`). Resolves to
+   * the number of lines added: 0 when there is nothing before, or when the
+   * window moved meanwhile. Concurrent calls share one request.
+   */
+  loadEarlier(count: number = this.#tailLines): Promise<number> {
+    if (!this.#loaded || this.#first === 0 || this.#closed) return Promise.resolve(0);
+    if (this.#earlier !== undefined) return this.#earlier;
+    const to = this.#first;
+    const from = Math.max(0, to - Math.max(1, Math.floor(count)));
+    const generation = this.#generation;
+    const abort = new AbortController();
+    this.#earlierAbort = abort;
+    this.#earlier = (async () => {
+      try {
+        const chunk = await this.#load({ from, limit: to - from }, abort.signal);
+        if (this.#closed || generation !== this.#generation || this.#first !== to) return 0;
+        if (!isLogLines(chunk)) throw new TypeError('load() must resolve to { first, lines }');
+        if (chunk.first >= to || chunk.first + chunk.lines.length < to) return 0;
+        const lines = chunk.lines.slice(0, to - chunk.first);
+        this.#lines = lines.concat(this.#lines);
+        this.#first = chunk.first;
+        this.#capacity += lines.length;
+        this.#changed({ kind: 'prepend', first: chunk.first, lines, dropped: 0 });
+        return lines.length;
+      } catch (error) {
+        if (!this.#closed) this.emit('error', loadFailed(error));
+        return 0;
+      } finally {
+        this.#earlier = undefined;
+        this.#earlierAbort = undefined;
+      }
+    })();
+    return this.#earlier;
+  }
+
+  /** Stops listening and fetching. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#abort?.abort();
+    this.#earlierAbort?.abort();
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    this.#pending = [];
+    this.#stop();
+    this.#setStatus('closed');
+  }
+
+  // -------------------------------------------------------------------------
+
+  #accept(chunk: LogLines): void {
+    if (this.#closed) return;
+    if (!this.#loaded || chunk.first > this.end) {
+      this.#addPending(chunk);
+      if (this.#loaded) this.#requestGapFetch();
+      return;
+    }
+    this.#append(chunk);
+    this.#drainPending();
+  }
+
+  /** Extends the window with the part of `chunk` past its end; `chunk` must start at or before the end. */
+  #append(chunk: LogLines): void {
+    const end = this.end;
+    const skip = end - chunk.first;
+    if (skip >= chunk.lines.length) return;
+    const added = chunk.lines.slice(skip);
+    for (const line of added) this.#lines.push(line);
+    const dropped = Math.max(0, this.#lines.length - this.#capacity);
+    if (dropped > 0) {
+      this.#lines.splice(0, dropped);
+      this.#first += dropped;
+    }
+    this.#changed({ kind: 'append', first: end, lines: added, dropped });
+  }
+
+  #reset(chunk: LogLines): void {
+    const dropped = this.#lines.length;
+    this.#capacity = this.#maxLines;
+    const lines = chunk.lines.slice(Math.max(0, chunk.lines.length - this.#capacity));
+    this.#first = chunk.first + (chunk.lines.length - lines.length);
+    this.#lines = lines;
+    this.#generation++;
+    this.#loaded = true;
+    this.#changed({ kind: 'reset', first: this.#first, lines: lines.slice(), dropped });
+  }
+
+  #addPending(chunk: LogLines): void {
+    const chunkEnd = chunk.first + chunk.lines.length;
+    if (chunk.lines.length === 0 || (this.#loaded && chunkEnd <= this.end)) return;
+    let i = this.#pending.length;
+    while (i > 0 && this.#pending[i - 1]!.first > chunk.first) i--;
+    this.#pending.splice(i, 0, chunk);
+    this.#pendingLines += chunk.lines.length;
+    // Far more than a window ahead, the oldest pending lines would be dropped on arrival anyway.
+    while (this.#pendingLines > 2 * this.#capacity && this.#pending.length > 1) {
+      this.#pendingLines -= this.#pending.shift()!.lines.length;
+    }
+  }
+
+  #drainPending(): void {
+    while (this.#pending.length > 0 && this.#pending[0]!.first <= this.end) {
+      const chunk = this.#pending.shift()!;
+      this.#pendingLines -= chunk.lines.length;
+      this.#append(chunk);
+    }
+  }
+
+  #requestGapFetch(): void {
+    const next = this.#pending[0];
+    if (next === undefined) return;
+    const last = this.#pending.reduce((max, c) => Math.max(max, c.first + c.lines.length), 0);
+    // A fill that large would be dropped from the window again: jump to the tail instead.
+    this.#request(last - this.end > this.#capacity ? 'tail' : 'fill');
+  }
+
+  #request(kind: Fetch): void {
+    if (this.#closed) return;
+    if (this.#want !== 'tail') this.#want = kind;
+    if (!this.#fetching && this.#retryTimer === undefined) this.#fetchNext();
+  }
+
+  #fetchNext(): void {
+    const kind = this.#want;
+    this.#want = undefined;
+    let request: LogLinesRequest;
+    if (kind === 'tail') {
+      request = { limit: this.#tailLines };
+    } else if (kind === 'fill' && this.#pending[0] !== undefined && this.#pending[0].first > this.end) {
+      request = { from: this.end, limit: Math.min(this.#pending[0].first - this.end, this.#maxLines) };
+    } else {
+      if (this.#loaded) this.#setStatus('live');
+      return;
+    }
+    this.#fetching = true;
+    this.#setStatus('loading');
+    const abort = new AbortController();
+    this.#abort = abort;
+    let promise: Promise<LogLines>;
+    try {
+      promise = Promise.resolve(this.#load(request, abort.signal));
+    } catch (error) {
+      promise = Promise.reject(error);
+    }
+    promise.then(
+      (chunk) => {
+        if (this.#abort !== abort) return;
+        this.#abort = undefined;
+        this.#fetching = false;
+        if (isLogLines(chunk)) this.#onFetched(kind, chunk);
+        else this.#onFetchFailed(kind, new TypeError('load() must resolve to { first, lines }'));
+      },
+      (error: unknown) => {
+        if (this.#abort !== abort) return;
+        this.#abort = undefined;
+        this.#fetching = false;
+        this.#onFetchFailed(kind, error);
+      },
+    );
+  }
+
+  #onFetched(kind: Fetch, chunk: LogLines): void {
+    const before = this.end;
+    if (kind === 'tail') {
+      if (!this.#loaded || chunk.first > this.end) this.#reset(chunk);
+      else this.#append(chunk);
+    } else {
+      if (chunk.first <= this.end) this.#append(chunk);
+      if (this.end === before) {
+        // The REST API is behind the messages it should already hold: back off instead of asking again at once.
+        this.#onFetchFailed(kind, new Error(`the REST API returned no lines from ${before}`));
+        return;
+      }
+    }
+    this.#backoff.reset();
+    this.#dropStalePending();
+    this.#drainPending();
+    this.#requestGapFetch();
+    // requestGapFetch may already have started the next request.
+    if (!this.#fetching && this.#retryTimer === undefined) this.#fetchNext();
+  }
+
+  #onFetchFailed(kind: Fetch, error: unknown): void {
+    if (this.#closed) return;
+    this.emit('error', loadFailed(error));
+    if (this.#want !== 'tail') this.#want = kind;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      if (!this.#closed && !this.#fetching) this.#fetchNext();
+    }, this.#backoff.next());
+  }
+
+  /** After a jump, chunks wholly before the new end are duplicates. */
+  #dropStalePending(): void {
+    const end = this.end;
+    this.#pending = this.#pending.filter((chunk) => {
+      if (chunk.first + chunk.lines.length > end) return true;
+      this.#pendingLines -= chunk.lines.length;
+      return false;
+    });
+  }
+
+  #changed(change: LogTailChange): void {
+    this.#snapshot = undefined;
+    this.emit('change', change);
+  }
+
+  #setStatus(status: LiveStatus): void {
+    const previous = this.#status;
+    if (previous === status) return;
+    this.#status = status;
+    this.emit('status', status, previous);
+  }
+}
+
+function loadFailed(error: unknown): TopicgateError {
+  return new TopicgateError(ClientErrorCode.LoadFailed, `loading log lines failed: ${describeError(error)}`, {
+    cause: error,
+  });
+}

@@ -1,0 +1,31 @@
+/**
+ * Builds the gateway's access control from configuration: JWT verification
+ * plus pattern containment, or — only when explicitly asked for — none.
+ */
+import type { TokenVerifierSettings } from '../config.js';
+import type { Access } from '../gateway/access.js';
+import type { Logger } from '../log.js';
+import { ALLOW_ALL, authorizePattern } from './authorizer.js';
+import { createTokenVerifier } from './token-verifier.js';
+
+/** `jwt === null` means TOPICGATE_INSECURE_NO_AUTH=1 was set; the config loader refuses anything else without a key. */
+/** TOPICGATE_INSECURE_NO_AUTH=1: anyone connects, every pattern is allowed. */
+const insecureAccess: Access = {
+  verify: () => ({ sub: undefined, topics: ALLOW_ALL, exp: undefined }),
+  authorize: () => ({ ok: true }),
+};
+
+export function createAccess(jwt: TokenVerifierSettings | null, log: Logger): Access {
+  if (jwt === null) {
+    log.warn(
+      'AUTHENTICATION IS OFF (TOPICGATE_INSECURE_NO_AUTH=1): anyone who can reach this port may subscribe to every topic. ' +
+        'Development only; set TOPICGATE_JWT_SECRET or TOPICGATE_JWT_PUBLIC_KEY for anything else.',
+    );
+    return insecureAccess;
+  }
+  const verifier = createTokenVerifier(jwt);
+  return {
+    verify: (token) => verifier.verify(token),
+    authorize: (principal, pattern) => authorizePattern(pattern, principal.topics),
+  };
+}

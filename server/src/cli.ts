@@ -1,0 +1,148 @@
+#!/usr/bin/env node
+/**
+ * The `topicgate` command: serve, demo, token, publish. See DESIGN.md §5.
+ */
+import { decodeBody, BodyError } from '@topicgate/shared';
+import { ConfigError, SETTINGS, envName, loadConfig, readSettings, type SettingName } from './config.js';
+import { createLogger } from './log.js';
+import { AmqpConnector } from './mq/amqp.js';
+import { startGateway, type RunningGateway } from './server.js';
+import { AuthConfigError, mintToken, parseDuration } from './auth/token-verifier.js';
+import { UnavailableError } from './mq/connector.js';
+
+const USAGE = `topicgate — live updates from a RabbitMQ topic exchange to browsers
+
+Usage:
+  topicgate serve                     run the gateway
+  topicgate demo                      the gateway plus a simulated CI and its web pages
+  topicgate token --sub NAME --topics 'builds.#,logs.#' [--ttl 1h]
+                                      mint a token with the configured secret
+  topicgate publish KEY JSON          publish one message (with publisher confirms)
+
+Settings (environment variable, or the flag named after it):
+${(Object.keys(SETTINGS) as SettingName[])
+  .map((name) => {
+    const spec: { help: string; default?: string } = SETTINGS[name];
+    return `  ${envName(name).padEnd(28)} --${name.padEnd(18)} ${spec.help}${spec.default ? ` (default: ${spec.default})` : ''}`;
+  })
+  .join('\n')}
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'serve':
+      return serve(rest);
+    case 'demo':
+      return demo(rest);
+    case 'token':
+      return token(rest);
+    case 'publish':
+      return publish(rest);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+async function serve(argv: string[]): Promise<number> {
+  const { settings } = readSettings(argv, process.env);
+  const config = loadConfig(settings);
+  const gateway = await startGateway(config);
+  return untilSignal(gateway);
+}
+
+async function demo(argv: string[]): Promise<number> {
+  const { runDemo } = await import('./demo/run-demo.js');
+  const { settings } = readSettings(argv, process.env);
+  const gateway = await runDemo(settings);
+  return untilSignal(gateway);
+}
+
+async function token(argv: string[]): Promise<number> {
+  const { settings, extra } = readSettings(argv, process.env, { sub: { type: 'string' }, topics: { type: 'string' }, ttl: { type: 'string' } });
+  const secret = settings['jwt-secret'];
+  if (!secret) throw new ConfigError('topicgate token signs with TOPICGATE_JWT_SECRET (or --jwt-secret); set it to the gateway\'s secret');
+  if (typeof extra.sub !== 'string') throw new ConfigError('topicgate token needs --sub NAME (who the token is for)');
+  const topics = typeof extra.topics === 'string' ? extra.topics.split(',').map((t) => t.trim()).filter(Boolean) : [];
+  const ttlSeconds = parseDuration(typeof extra.ttl === 'string' ? extra.ttl : '1h');
+  const algorithm = settings['jwt-algorithms']?.split(',')[0]?.trim();
+  process.stdout.write(
+    mintToken({
+      secret,
+      sub: extra.sub,
+      topics,
+      ttlSeconds,
+      ...(algorithm && { algorithm }),
+      ...(settings['jwt-issuer'] && { issuer: settings['jwt-issuer'] }),
+      ...(settings['jwt-audience'] && { audience: settings['jwt-audience'] }),
+    }) + '\n',
+  );
+  return 0;
+}
+
+async function publish(argv: string[]): Promise<number> {
+  const { settings, positionals } = readSettings(argv, process.env);
+  const [key, json] = positionals;
+  if (key === undefined || json === undefined || positionals.length > 2) {
+    throw new ConfigError('usage: topicgate publish KEY JSON, e.g. topicgate publish builds.42.finished \'{"id":42,"version":3}\'');
+  }
+  let body;
+  try {
+    body = decodeBody(json);
+  } catch (err) {
+    throw new ConfigError(`JSON argument: ${(err as BodyError).message}`);
+  }
+  const config = loadConfig(settings, { requireAuth: false });
+  if (config.amqpUrls.length === 0) {
+    throw new ConfigError('publish needs TOPICGATE_AMQP_URL: the embedded broker lives inside one gateway process and cannot be reached from outside');
+  }
+  const log = createLogger(settings['log-level'] ?? 'warn');
+  const mq = await AmqpConnector.connect({ urls: config.amqpUrls, exchange: config.exchange, queuePrefix: 'topicgate.publish.', connectionName: 'topicgate publish', log });
+  try {
+    await mq.produce(key, body);
+  } finally {
+    await mq.close();
+  }
+  process.stderr.write(`published ${key} to exchange ${config.exchange} (confirmed by the broker)\n`);
+  return 0;
+}
+
+/** Runs until SIGTERM/SIGINT, then shuts down gracefully within a bound. */
+function untilSignal(gateway: RunningGateway): Promise<number> {
+  return new Promise((resolve) => {
+    const stop = (signal: string) => {
+      process.stderr.write(`${signal}: shutting down (unsubscribing clients, deleting queues)\n`);
+      const force = setTimeout(() => {
+        process.stderr.write('shutdown took longer than 10 s; exiting anyway\n');
+        resolve(1);
+      }, 10_000);
+      force.unref();
+      gateway.close().then(
+        () => resolve(0),
+        (err: unknown) => {
+          process.stderr.write(`shutdown failed: ${(err as Error).message}\n`);
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    // Mistakes in settings or arguments get their message; anything else its stack, to report.
+    const userError = err instanceof ConfigError || err instanceof AuthConfigError || err instanceof RangeError || err instanceof UnavailableError;
+    process.stderr.write(`topicgate: ${userError ? (err as Error).message : ((err as Error).stack ?? String(err))}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,156 @@
+/**
+ * Configuration: environment variables `TOPICGATE_*`, each overridable by a
+ * command-line flag named like the variable without the prefix, in kebab case
+ * (`TOPICGATE_AMQP_URL` → `--amqp-url`). See DESIGN.md §5.
+ */
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+
+/** Every setting, with its default and what it means; drives both env and flags. */
+export const SETTINGS = {
+  port: { help: 'HTTP and socket.io port', default: '8080' },
+  host: { help: 'interface to listen on', default: '0.0.0.0' },
+  'amqp-url': { help: 'RabbitMQ URL, or a comma-separated list of cluster nodes tried in turn; unset: embedded broker' },
+  exchange: { help: 'the topic exchange (declared, never deleted)', default: 'topicgate' },
+  'gateway-id': { help: 'names this gateway\'s queues topicgate.<id>.<sub>; default: random per process' },
+  'jwt-secret': { help: 'HMAC secret for HS* tokens' },
+  'jwt-public-key': { help: 'PEM public key (or a path to one) for RS*/ES*/PS* tokens' },
+  'jwt-algorithms': { help: 'comma-separated allow-list of JWT algorithms', default: 'HS256' },
+  'jwt-issuer': { help: 'required iss claim, when set' },
+  'jwt-audience': { help: 'required aud claim, when set' },
+  'max-subscriptions': { help: 'subscriptions per socket', default: '100' },
+  'max-payload-bytes': { help: 'largest client event accepted; larger ones close the socket', default: '16384' },
+  'subscribe-rate': { help: 'subscribes per second per socket (burst: the same number)', default: '50' },
+  'max-connections-per-subject': { help: 'connections per token sub; 0: no limit', default: '0' },
+  'client-buffer-bytes': { help: 'deliveries waiting for one slow client before its messages are dropped and it gets resync "overflow"', default: '1048576' },
+  'amqp-heartbeat': { help: 'AMQP heartbeat in seconds; a silent broker is detected within two intervals', default: '15' },
+  'cors-origins': { help: 'comma-separated allowed browser origins, or * for any', default: '*' },
+  'log-level': { help: 'pino level: fatal, error, warn, info, debug, trace, silent', default: 'info' },
+  'demo-chaos': { help: 'topicgate demo only: 1 to delay, reorder and duplicate the demo\'s messages' },
+  'insecure-no-auth': { help: 'set to 1 to accept connections without a token (development only)' },
+} as const satisfies Record<string, { help: string; default?: string }>;
+
+export type SettingName = keyof typeof SETTINGS;
+export type Settings = Partial<Record<SettingName, string>>;
+
+export function envName(setting: SettingName): string {
+  return `TOPICGATE_${setting.toUpperCase().replaceAll('-', '_')}`;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/**
+ * Reads settings from the environment, then lets flags override them.
+ * Returns the positional arguments too (for `publish KEY JSON`).
+ */
+export function readSettings(argv: readonly string[], env: NodeJS.ProcessEnv, extraFlags: Record<string, { type: 'string' | 'boolean' }> = {}) {
+  const options = Object.fromEntries(Object.keys(SETTINGS).map((name) => [name, { type: 'string' as const }]));
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], options: { ...options, ...extraFlags }, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message}. Run \`topicgate help\` for the list of flags.`);
+  }
+  const settings: Settings = {};
+  for (const name of Object.keys(SETTINGS) as SettingName[]) {
+    const value = (parsed.values[name] as string | undefined) ?? env[envName(name)];
+    if (value !== undefined && value !== '') settings[name] = value;
+  }
+  return { settings, extra: parsed.values as Record<string, string | boolean | undefined>, positionals: parsed.positionals };
+}
+
+export interface TokenVerifierSettings {
+  secret?: string;
+  publicKey?: string;
+  algorithms: string[];
+  issuer?: string;
+  audience?: string;
+}
+
+export interface GatewayConfig {
+  port: number;
+  host: string;
+  /** Empty: the embedded broker. */
+  amqpUrls: string[];
+  exchange: string;
+  gatewayId: string;
+  /** `null`: auth is off (TOPICGATE_INSECURE_NO_AUTH=1), every pattern is allowed. */
+  jwt: TokenVerifierSettings | null;
+  maxSubscriptions: number;
+  maxPayloadBytes: number;
+  subscribesPerSecond: number;
+  clientBufferBytes: number;
+  amqpHeartbeatSeconds: number;
+  /** 0: no limit. */
+  maxConnectionsPerSubject: number;
+  /** `true`: any origin. */
+  corsOrigins: string[] | true;
+  logLevel: string;
+}
+
+function get(settings: Settings, name: SettingName): string | undefined {
+  const spec: { help: string; default?: string } = SETTINGS[name];
+  return settings[name] ?? spec.default;
+}
+
+function integer(settings: Settings, name: SettingName, min: number, max: number): number {
+  const raw = get(settings, name)!;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${envName(name)} (--${name}) must be an integer from ${min} to ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
+function list(value: string | undefined): string[] {
+  return (value ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+}
+
+/** Validates settings into a config, with errors that name the variable to fix. */
+export function loadConfig(settings: Settings, { requireAuth = true } = {}): GatewayConfig {
+  const gatewayId = get(settings, 'gateway-id') ?? randomBytes(4).toString('hex');
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(gatewayId)) {
+    throw new ConfigError(`TOPICGATE_GATEWAY_ID must be 1-64 letters, digits, "_" or "-" (it becomes part of queue names), got "${gatewayId}"`);
+  }
+  const amqpUrls = list(get(settings, 'amqp-url'));
+  for (const url of amqpUrls) {
+    if (!/^amqps?:\/\//.test(url)) throw new ConfigError(`TOPICGATE_AMQP_URL entries must start with amqp:// or amqps://, got "${url.replace(/\/\/[^@]*@/, '//***@')}"`);
+  }
+  const insecure = get(settings, 'insecure-no-auth') === '1';
+  const secret = get(settings, 'jwt-secret');
+  const publicKey = get(settings, 'jwt-public-key');
+  let jwt: TokenVerifierSettings | null = null;
+  if (secret !== undefined || publicKey !== undefined) {
+    jwt = {
+      ...(secret !== undefined && { secret }),
+      ...(publicKey !== undefined && { publicKey }),
+      algorithms: list(get(settings, 'jwt-algorithms')),
+      ...(get(settings, 'jwt-issuer') !== undefined && { issuer: get(settings, 'jwt-issuer')! }),
+      ...(get(settings, 'jwt-audience') !== undefined && { audience: get(settings, 'jwt-audience')! }),
+    };
+  } else if (!insecure && requireAuth) {
+    throw new ConfigError(
+      'no JWT key configured: set TOPICGATE_JWT_SECRET (HS256) or TOPICGATE_JWT_PUBLIC_KEY, ' +
+        'or TOPICGATE_INSECURE_NO_AUTH=1 to accept every connection (development only)',
+    );
+  }
+  const cors = get(settings, 'cors-origins')!;
+  return {
+    port: integer(settings, 'port', 0, 65535),
+    host: get(settings, 'host')!,
+    amqpUrls,
+    exchange: get(settings, 'exchange')!,
+    gatewayId,
+    jwt,
+    maxSubscriptions: integer(settings, 'max-subscriptions', 1, 100_000),
+    maxPayloadBytes: integer(settings, 'max-payload-bytes', 256, 100 * 1024 * 1024),
+    subscribesPerSecond: integer(settings, 'subscribe-rate', 1, 1_000_000),
+    clientBufferBytes: integer(settings, 'client-buffer-bytes', 1024, 1024 * 1024 * 1024),
+    amqpHeartbeatSeconds: integer(settings, 'amqp-heartbeat', 0, 3600),
+    maxConnectionsPerSubject: integer(settings, 'max-connections-per-subject', 0, 1_000_000),
+    corsOrigins: cors.trim() === '*' ? true : list(cors),
+    logLevel: get(settings, 'log-level')!,
+  };
+}

@@ -1,0 +1,44 @@
+/**
+ * The demo application's data: a simulated CI's builds and their logs. These
+ * are the shapes its REST API serves and its messages carry (Buildbot-style:
+ * every message body is the changed resource itself, with its `version`).
+ */
+export type BuildState = 'pending' | 'running' | 'success' | 'failure';
+export type StepState = 'pending' | 'running' | 'success' | 'failure';
+
+export interface Step {
+  name: string;
+  state: StepState;
+}
+
+export interface Build {
+  id: number;
+  /** The project being built. */
+  project: string;
+  state: BuildState;
+  steps: Step[];
+  /** Grows by one with every change of this build (DESIGN.md §1). */
+  version: number;
+  /** Epoch seconds. */
+  createdAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  /** Log lines written so far. */
+  lines: number;
+}
+
+/** Body of `logs.<build>.append`, and of `GET /api/logs/:id/lines`: `lines[i]` is line `first + i`. */
+export interface LogChunk {
+  build: number;
+  first: number;
+  lines: string[];
+}
+
+/** The routing keys the demo publishes. */
+export const demoKeys = {
+  build: (id: number, event: 'new' | 'started' | 'step' | 'finished') => `builds.${id}.${event}`,
+  logAppend: (id: number) => `logs.${id}.append`,
+};
+
+/** The topics a demo page's token allows. */
+export const DEMO_TOPICS = ['builds.#', 'logs.#'];

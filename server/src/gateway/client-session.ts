@@ -1,0 +1,288 @@
+/**
+ * One browser connection: its subscriptions, their queues, and protocol v1's
+ * client events. Every subscription owns exactly one transient consumer (an
+ * exclusive queue); whatever way the subscription ends — unsubscribe,
+ * disconnect, a refused refresh, a broker error — that consumer is stopped and
+ * its queue deleted.
+ */
+import {
+  ClientEvent,
+  ErrorCode,
+  ServerEvent,
+  UnsubscribedReason,
+  type Ack,
+  type ProtocolError,
+  type ResyncReason,
+} from '@topicgate/shared';
+import type { Socket } from 'socket.io';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import { UnavailableError, type Consumer, type ConsumerEndReason, type MqConnector, type MqMessage } from '../mq/connector.js';
+import type { Access, Principal } from './access.js';
+import { Outbox } from './outbox.js';
+import { RateLimit } from './rate-limit.js';
+import { parseRefresh, parseSubscribe, parseUnsubscribe } from './requests.js';
+
+export interface SessionLimits {
+  maxSubscriptions: number;
+  subscribesPerSecond: number;
+  /** Bytes of deliveries waiting for a slow client before its deliveries are dropped (then `resync: overflow`). */
+  clientBufferBytes: number;
+}
+
+export interface SessionDeps {
+  mq: MqConnector;
+  access: Access;
+  limits: SessionLimits;
+  metrics: Metrics;
+  log: Logger;
+  /** Gateway-wide unique subscription ids; they also name the queues. */
+  nextSubscriptionId: () => string;
+}
+
+interface Subscription {
+  readonly id: string;
+  readonly pattern: string;
+  readonly log: Logger;
+  consumer: Consumer | null;
+  seq: number;
+  /** False from the moment the subscription starts ending: late deliveries are dropped. */
+  live: boolean;
+}
+
+/** Acks are typed per event on the client side; here any protocol ack goes through one callback. */
+type AckFn = (result: Ack<{ id?: string }>) => void;
+
+const KNOWN_EVENTS = new Set<string>(Object.values(ClientEvent));
+
+/** The longest timer Node accepts; later expiries are re-armed when it fires. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export class ClientSession {
+  private readonly subscriptions = new Map<string, Subscription>();
+  private readonly outbox: Outbox;
+  private readonly rate: RateLimit;
+  private readonly log: Logger;
+  private pendingSubscribes = 0;
+  private closed = false;
+  private expiryTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly socket: Socket,
+    private principal: Principal,
+    private readonly deps: SessionDeps,
+  ) {
+    this.log = deps.log.child({ socket: socket.id, sub: principal.sub });
+    this.outbox = new Outbox(socket, deps.metrics, deps.limits.clientBufferBytes);
+    this.rate = new RateLimit(deps.limits.subscribesPerSecond);
+    socket.on(ClientEvent.Subscribe, (...args: unknown[]) => this.handle(ClientEvent.Subscribe, args, (payload, reply) => this.subscribe(payload, reply)));
+    socket.on(ClientEvent.Unsubscribe, (...args: unknown[]) => this.handle(ClientEvent.Unsubscribe, args, (payload, reply) => this.unsubscribe(payload, reply)));
+    socket.on(ClientEvent.Refresh, (...args: unknown[]) => this.handle(ClientEvent.Refresh, args, (payload, reply) => this.refresh(payload, reply)));
+    socket.onAny((event: string, ...args: unknown[]) => this.onUnknownEvent(event, args));
+    socket.on('disconnect', (reason) => void this.close(reason));
+    this.armExpiry();
+    deps.metrics.connections.inc();
+    this.log.debug('connected');
+  }
+
+  /** Ends every subscription with `reason` and disconnects (gateway shutdown). */
+  async shutdown(): Promise<void> {
+    const subs = [...this.subscriptions.values()];
+    await Promise.all(subs.map((sub) => this.end(sub, UnsubscribedReason.Shutdown)));
+    this.socket.disconnect(true);
+    await this.close('server shutting down');
+  }
+
+  private async subscribe(payload: unknown, reply: AckFn): Promise<void> {
+    const started = performance.now();
+    const parsed = parseSubscribe(payload);
+    if (!parsed.ok) return this.refuse(reply, parsed.error);
+    const { pattern } = parsed.value;
+    const { maxSubscriptions } = this.deps.limits;
+    if (this.subscriptions.size + this.pendingSubscribes >= maxSubscriptions) {
+      return this.refuse(reply, { code: ErrorCode.LimitExceeded, message: `at most ${maxSubscriptions} subscriptions per connection; unsubscribe from one first` });
+    }
+    if (!this.rate.take()) {
+      return this.refuse(reply, { code: ErrorCode.LimitExceeded, message: `more than ${this.deps.limits.subscribesPerSecond} subscribes per second; slow down` });
+    }
+    const allowed = this.deps.access.authorize(this.principal, pattern);
+    if (!allowed.ok) return this.refuse(reply, { code: ErrorCode.Forbidden, message: allowed.message });
+
+    const id = this.deps.nextSubscriptionId();
+    const sub: Subscription = { id, pattern, log: this.log.child({ subscription: id, pattern }), consumer: null, seq: 0, live: true };
+    this.pendingSubscribes++;
+    let consumer: Consumer;
+    try {
+      consumer = await this.deps.mq.startConsuming(pattern, (message) => this.relay(sub, message), {
+        name: id,
+        onResync: () => this.resync(sub, 'reconnected'),
+        onEnd: (reason, detail) => this.onConsumerEnded(sub, reason, detail),
+      });
+    } catch (err) {
+      sub.live = false;
+      const message = err instanceof UnavailableError ? err.message : `the broker refused the subscription: ${(err as Error).message}`;
+      sub.log.warn({ err: (err as Error).message }, 'subscribe failed');
+      return this.refuse(reply, { code: ErrorCode.Unavailable, message });
+    } finally {
+      this.pendingSubscribes--;
+    }
+    // The token may have been refreshed while the queue was being declared: authorize again against the one in force now.
+    const stillAllowed = this.deps.access.authorize(this.principal, pattern);
+    if (!stillAllowed.ok && !this.closed && sub.live) {
+      sub.live = false;
+      await consumer.stopConsuming();
+      return this.refuse(reply, { code: ErrorCode.Forbidden, message: stillAllowed.message });
+    }
+    if (this.closed || !sub.live) {
+      // The socket went away, or the broker ended the consumer, while the queue was being declared.
+      const lost = !this.closed;
+      sub.live = false;
+      await consumer.stopConsuming();
+      if (lost) this.refuse(reply, { code: ErrorCode.Unavailable, message: 'the broker dropped the queue while subscribing; retry' });
+      return;
+    }
+    sub.consumer = consumer;
+    this.subscriptions.set(id, sub);
+    this.deps.metrics.subscriptions.inc();
+    this.deps.metrics.subscribeLatency.observe((performance.now() - started) / 1000);
+    sub.log.debug('subscribed');
+    reply({ ok: true, id });
+  }
+
+  private async unsubscribe(payload: unknown, reply: AckFn): Promise<void> {
+    const parsed = parseUnsubscribe(payload);
+    if (!parsed.ok) return reply({ ok: false, error: parsed.error });
+    const sub = this.subscriptions.get(parsed.value.id);
+    if (!sub) {
+      return reply({ ok: false, error: { code: ErrorCode.UnknownSubscription, message: `no subscription "${parsed.value.id}" on this connection` } });
+    }
+    await this.stop(sub);
+    sub.log.debug('unsubscribed');
+    reply({ ok: true });
+  }
+
+  private async refresh(payload: unknown, reply: AckFn): Promise<void> {
+    const parsed = parseRefresh(payload);
+    if (!parsed.ok) return reply({ ok: false, error: parsed.error });
+    let next: Principal;
+    try {
+      next = this.deps.access.verify(parsed.value.token);
+    } catch (err) {
+      return reply({ ok: false, error: { code: ErrorCode.Unauthorized, message: (err as Error).message } });
+    }
+    if (next.sub !== this.principal.sub) {
+      return reply({ ok: false, error: { code: ErrorCode.Unauthorized, message: 'a refreshed token must have the same sub as the connection\'s token' } });
+    }
+    this.principal = next;
+    this.armExpiry();
+    const revoked = [...this.subscriptions.values()].filter((sub) => !this.deps.access.authorize(next, sub.pattern).ok);
+    await Promise.all(revoked.map((sub) => this.end(sub, UnsubscribedReason.Forbidden)));
+    this.log.debug({ revoked: revoked.length }, 'token refreshed');
+    reply({ ok: true });
+  }
+
+  /** The hot path: one AMQP delivery becomes one entry of this socket's next `messages` frame. */
+  private relay(sub: Subscription, message: MqMessage): void {
+    if (sub.live) this.outbox.offer(sub, message.key, message.json);
+  }
+
+  private resync(sub: Subscription, reason: ResyncReason): void {
+    if (!sub.live || this.closed) return;
+    this.deps.metrics.resyncs.inc({ reason });
+    this.socket.emit(ServerEvent.Resync, { id: sub.id, reason });
+  }
+
+  private onConsumerEnded(sub: Subscription, reason: ConsumerEndReason, detail: string): void {
+    if (!sub.live) return;
+    sub.log.warn({ reason, detail }, 'subscription ended by the broker');
+    sub.live = false;
+    sub.consumer = null;
+    if (!this.subscriptions.delete(sub.id)) return; // still being declared: subscribe() sees !live
+    this.deps.metrics.subscriptions.dec();
+    const notice = reason === 'closed' ? UnsubscribedReason.Shutdown : UnsubscribedReason.QueueDeleted;
+    if (!this.closed) this.socket.emit(ServerEvent.Unsubscribed, { id: sub.id, reason: notice });
+  }
+
+  /** Server-initiated end: delete the queue, then tell the client. */
+  private async end(sub: Subscription, reason: UnsubscribedReason): Promise<void> {
+    await this.stop(sub);
+    if (!this.closed) this.socket.emit(ServerEvent.Unsubscribed, { id: sub.id, reason });
+  }
+
+  private async stop(sub: Subscription): Promise<void> {
+    if (!this.subscriptions.delete(sub.id)) return;
+    sub.live = false;
+    this.deps.metrics.subscriptions.dec();
+    const consumer = sub.consumer;
+    sub.consumer = null;
+    try {
+      await consumer?.stopConsuming();
+    } catch (err) {
+      sub.log.error({ err: (err as Error).message }, 'could not delete the subscription queue; it is exclusive and goes with the broker connection');
+    }
+  }
+
+  private async close(reason: string): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.outbox.dispose();
+    this.deps.metrics.connections.dec();
+    const subs = [...this.subscriptions.values()];
+    await Promise.all(subs.map((sub) => this.stop(sub)));
+    this.log.debug({ reason, subscriptions: subs.length }, 'disconnected; queues deleted');
+  }
+
+  private armExpiry(): void {
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.expiryTimer = null;
+    const { exp } = this.principal;
+    if (exp === undefined) return;
+    const ms = exp * 1000 - Date.now();
+    this.expiryTimer = setTimeout(() => {
+      if (Date.now() < exp * 1000) return this.armExpiry();
+      this.log.info('token expired without a refresh; disconnecting');
+      this.socket.disconnect(true);
+    }, Math.max(0, Math.min(ms, MAX_TIMER_MS)));
+    this.expiryTimer.unref();
+  }
+
+  private refuse(reply: AckFn, error: ProtocolError): void {
+    this.deps.metrics.rejectedSubscribes.inc({ code: error.code });
+    this.log.debug({ code: error.code, message: error.message }, 'subscribe refused');
+    reply({ ok: false, error });
+  }
+
+  /** Runs a handler that must answer through `ack`; a client that sent no callback gets nothing and a log line. */
+  /**
+   * Runs a client event's handler. Protocol v1 events carry exactly one
+   * payload and an acknowledgement callback; without a callback nobody can be
+   * answered (logged and ignored), with the wrong number of payloads the
+   * answer is `bad_request`.
+   */
+  private handle(event: string, args: unknown[], handler: (payload: unknown, reply: AckFn) => Promise<void>): void {
+    const ack = args[args.length - 1];
+    if (typeof ack !== 'function') {
+      this.log.warn({ event }, `ignored "${event}" sent without an acknowledgement callback; protocol v1 requires one`);
+      return;
+    }
+    const reply = ack as AckFn;
+    if (args.length !== 2) {
+      reply({ ok: false, error: { code: ErrorCode.BadRequest, message: `"${event}" takes exactly one payload object and an acknowledgement callback, got ${args.length - 1} payloads` } });
+      return;
+    }
+    handler(args[0], reply).catch((err: unknown) => {
+      this.log.error({ event, err: (err as Error).message }, 'unexpected error handling a client event');
+      reply({ ok: false, error: { code: ErrorCode.Unavailable, message: 'internal error; retry later' } });
+    });
+  }
+
+  private onUnknownEvent(event: string, args: unknown[]): void {
+    if (KNOWN_EVENTS.has(event)) return;
+    this.log.warn({ event }, 'ignored an unknown event');
+    const ack = args[args.length - 1];
+    if (typeof ack === 'function') {
+      ack({ ok: false, error: { code: ErrorCode.BadRequest, message: `unknown event "${String(event).slice(0, 100)}"; protocol v1 has ${[...KNOWN_EVENTS].join(', ')}` } });
+    }
+  }
+}

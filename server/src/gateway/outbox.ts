@@ -1,0 +1,128 @@
+/**
+ * The hot path's last step, and where a slow client is kept from growing the
+ * gateway's memory.
+ *
+ * Deliveries for one socket are gathered and written as one `messages` frame.
+ * The frame is built as text from each body's JSON exactly as published
+ * (validated once by the connector), and handed to engine.io as an encoded
+ * socket.io packet: no parse and re-stringify per delivery, which is most of
+ * socket.io's cost at high fan-out. Standard socket.io clients decode it like
+ * any `emit`.
+ *
+ * A frame is written only when the transport has finished the previous one
+ * (its `drain`), so while a client reads slowly deliveries accumulate here —
+ * making later frames bigger and cheaper — and this is the one place that
+ * decides to drop. Past `limitBytes` of waiting deliveries the outbox drops
+ * and remembers which subscriptions lost messages; once the transport drains
+ * it tells each of them `resync { reason: "overflow" }`.
+ */
+import { ResyncReason, ServerEvent } from '@topicgate/shared';
+import type { Socket } from 'socket.io';
+import type { Metrics } from '../metrics.js';
+
+/** What the outbox needs of a subscription. */
+export interface Stream {
+  readonly id: string;
+  /** Sequence number of the last delivery relayed to the client. */
+  seq: number;
+  live: boolean;
+}
+
+/** A socket.io EVENT packet (type 2) on the default namespace, as socket.io-parser encodes `emit('messages', [...])`. */
+const FRAME_START = `2${JSON.stringify([ServerEvent.Messages]).slice(0, -1)},[`;
+const FRAME_END = ']]';
+
+/** The part of engine.io's transport the outbox listens to. */
+interface Transport {
+  on(event: 'drain', listener: () => void): unknown;
+  off(event: 'drain', listener: () => void): unknown;
+}
+
+export class Outbox {
+  /** Deliveries as JSON text: `{"id":…,"key":…,"body":…,"seq":…}`. */
+  private batch: string[] = [];
+  private batchBytes = 0;
+  private scheduled = false;
+  /** A frame is with the transport and it has not drained yet. */
+  private inFlight = false;
+  private readonly overflowed = new Map<string, Stream>();
+  private transport: Transport | null = null;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly metrics: Metrics,
+    private readonly limitBytes: number,
+  ) {
+    this.watch(socket.conn.transport as unknown as Transport);
+    socket.conn.on('upgrade', (transport: unknown) => this.watch(transport as Transport));
+  }
+
+  /** Queues one delivery for `stream`, or drops it if this client is too far behind. */
+  offer(stream: Stream, key: string, json: string): void {
+    if (this.batchBytes >= this.limitBytes || this.overflowed.has(stream.id)) {
+      // Once a stream has lost one delivery it loses the rest until its resync,
+      // so the client never applies messages across an unannounced gap.
+      this.overflowed.set(stream.id, stream);
+      this.metrics.drops.inc();
+      return;
+    }
+    // Ids are ours (safe characters); keys come from publishers, so they are escaped.
+    const delivery = `{"id":"${stream.id}","key":${JSON.stringify(key)},"body":${json},"seq":${++stream.seq}}`;
+    this.batch.push(delivery);
+    this.batchBytes += delivery.length;
+    this.schedule();
+  }
+
+  /** Unhooks from the transport; pending deliveries are discarded with the socket. */
+  dispose(): void {
+    this.transport?.off('drain', this.onDrain);
+    this.transport = null;
+    this.batch = [];
+    this.overflowed.clear();
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.inFlight) return;
+    this.scheduled = true;
+    // Later in this event-loop turn: amqplib turns a whole TCP read into
+    // deliveries synchronously, so one frame carries all of them.
+    setImmediate(this.flush);
+  }
+
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    if (!this.socket.connected) return this.dispose();
+    if (this.batch.length > 0) {
+      const batch = this.batch;
+      this.metrics.deliveries.inc(batch.length);
+      this.metrics.deliveredBytes.inc(this.batchBytes);
+      this.batch = [];
+      this.batchBytes = 0;
+      this.inFlight = true;
+      this.socket.conn.write(FRAME_START + batch.join(',') + FRAME_END);
+    }
+    if (!this.inFlight) this.announceOverflow();
+  };
+
+  private readonly onDrain = (): void => {
+    this.inFlight = false;
+    if (this.batch.length > 0) this.schedule();
+    else this.announceOverflow();
+  };
+
+  private announceOverflow(): void {
+    if (this.overflowed.size === 0) return;
+    for (const stream of this.overflowed.values()) {
+      if (!stream.live) continue;
+      this.metrics.resyncs.inc({ reason: ResyncReason.Overflow });
+      this.socket.emit(ServerEvent.Resync, { id: stream.id, reason: ResyncReason.Overflow });
+    }
+    this.overflowed.clear();
+  }
+
+  private watch(transport: Transport): void {
+    this.transport?.off('drain', this.onDrain);
+    this.transport = transport;
+    transport.on('drain', this.onDrain);
+  }
+}

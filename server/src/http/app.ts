@@ -1,0 +1,44 @@
+/**
+ * The gateway's HTTP surface next to socket.io: liveness, readiness,
+ * Prometheus metrics and the SDK bundle for script-tag use.
+ */
+import { existsSync } from 'node:fs';
+import cors from 'cors';
+import express, { type Express } from 'express';
+import type { Registry } from 'prom-client';
+import type { MqConnector } from '../mq/connector.js';
+
+export interface HttpAppOptions {
+  mq: MqConnector;
+  registry: Registry;
+  /** Path of the SDK's script-tag build, served at /topicgate.min.js when it exists. */
+  sdkBundlePath?: string;
+  /** Browser origins allowed to call these endpoints (same list as socket.io); `true`: any. */
+  corsOrigins: string[] | true;
+}
+
+export function createHttpApp({ mq, registry, sdkBundlePath, corsOrigins }: HttpAppOptions): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(cors({ origin: corsOrigins }));
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  app.get('/readyz', (_req, res) => {
+    if (mq.isUp) res.json({ status: 'ready', broker: mq.kind });
+    else res.status(503).json({ status: 'unavailable', broker: mq.kind, reason: 'the broker connection is down; the gateway is reconnecting' });
+  });
+
+  app.get('/metrics', async (_req, res) => {
+    res.type(registry.contentType).send(await registry.metrics());
+  });
+
+  app.get('/topicgate.min.js', (_req, res) => {
+    if (sdkBundlePath && existsSync(sdkBundlePath)) res.type('application/javascript').sendFile(sdkBundlePath);
+    else res.status(404).type('text/plain').send('the SDK bundle is not built; run `npm run build` in the repository');
+  });
+
+  return app;
+}

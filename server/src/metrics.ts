@@ -1,0 +1,38 @@
+/**
+ * Prometheus metrics (prom-client). One registry per gateway, so several
+ * gateways in one process (tests, the demo) do not collide.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export function createMetrics(channels: () => number) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'topicgate_' });
+  const registers = [registry];
+  return {
+    registry,
+    connections: new Gauge({ name: 'topicgate_connections', help: 'Open socket.io connections', registers }),
+    subscriptions: new Gauge({ name: 'topicgate_subscriptions', help: 'Live subscriptions (one exclusive queue each)', registers }),
+    deliveries: new Counter({ name: 'topicgate_deliveries_total', help: 'Messages relayed to clients', registers }),
+    deliveredBytes: new Counter({ name: 'topicgate_delivered_bytes_total', help: 'Approximate bytes of deliveries relayed to clients (bodies, keys, envelope)', registers }),
+    drops: new Counter({ name: 'topicgate_dropped_deliveries_total', help: 'Deliveries dropped because a client could not keep up', registers }),
+    resyncs: new Counter({ name: 'topicgate_resyncs_total', help: 'resync notices sent, by reason', labelNames: ['reason'] as const, registers }),
+    brokerReconnects: new Counter({ name: 'topicgate_broker_reconnects_total', help: 'Broker connections re-established after a loss', registers }),
+    rejectedSubscribes: new Counter({ name: 'topicgate_subscribe_errors_total', help: 'subscribe requests refused, by error code', labelNames: ['code'] as const, registers }),
+    subscribeLatency: new Histogram({
+      name: 'topicgate_subscribe_seconds',
+      help: 'Time from a subscribe request to its ack (queue declared, bound and consuming)',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    }),
+    channels: new Gauge({
+      name: 'topicgate_broker_channels',
+      help: 'AMQP channels this gateway holds open',
+      registers,
+      collect() {
+        this.set(channels());
+      },
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,258 @@
+/**
+ * The MQ connector on RabbitMQ, through amqplib: one connection, reconnected
+ * with backoff across a list of cluster nodes. Channel layout is in
+ * amqp-channels.ts, one consumer's life in amqp-consumer.ts.
+ *
+ * Transient consumers read exclusive queues with names we choose
+ * (`<queuePrefix><name>`): the broker deletes them when our connection dies,
+ * even on kill -9, and a reconnect can declare the same queue again.
+ */
+import { EventEmitter } from 'node:events';
+import amqp, { type ChannelModel } from 'amqplib';
+import { decodeBody, encodeBody, routingKeyError, type PublishableBody } from '@topicgate/shared';
+import type { Logger } from 'pino';
+import { ChannelSet } from './amqp-channels.js';
+import { AmqpConsumer, describe, type ConsumerHost, type DecodedBody } from './amqp-consumer.js';
+import { backoffDelay } from './backoff.js';
+import {
+  BrokerOperationError,
+  UnavailableError,
+  type ConnectorEvents,
+  type ConsumeOptions,
+  type Consumer,
+  type MessageHandler,
+  type MqConnector,
+} from './connector.js';
+
+export interface AmqpConnectorOptions {
+  /** Broker URLs, tried in turn (cluster nodes). */
+  urls: readonly string[];
+  /** The topic exchange; declared (durable), never deleted. */
+  exchange: string;
+  /** Prefix of transient queue names, e.g. `topicgate.<gateway-id>.`. */
+  queuePrefix: string;
+  /** Shown by `rabbitmqctl list_connections client_properties` and the management UI. */
+  connectionName: string;
+  /** AMQP heartbeat interval. Default: 15. */
+  heartbeatSeconds?: number;
+  /** Reconnect backoff bounds. Default: 200 ms doubling up to 10 s, with jitter. */
+  reconnectDelayMs?: { initial: number; max: number };
+  /** Consumers sharing one channel. Default: 100. */
+  consumersPerChannel?: number;
+  /** Idle channels kept open for declare/bind/delete: subscribes and unsubscribes run this many at once without opening a channel. Default: 8. */
+  warmOperationChannels?: number;
+  /** Channels for declare/bind/delete open at once. Default: 64. */
+  maxOperationChannels?: number;
+  /** Unacknowledged deliveries per persistent consumer. Default: 100. */
+  persistentPrefetch?: number;
+  log: Logger;
+}
+
+export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqConnector, ConsumerHost {
+  readonly kind = 'amqp';
+  private connection: ChannelModel | null = null;
+  private channelSet: ChannelSet | null = null;
+  private readonly consumers = new Set<AmqpConsumer>();
+  private urlIndex = 0;
+  private counter = 0;
+  private closing = false;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  /** The last body decoded, and its bytes (see `decode`). */
+  private lastContent: Buffer | null = null;
+  private lastDecoded: DecodedBody | null = null;
+
+  private constructor(readonly options: AmqpConnectorOptions) {
+    super();
+  }
+
+  /**
+   * Connects to the first reachable URL and declares the exchange. Throws if
+   * none is reachable — unless `keepTrying`, for a long-running gateway that
+   * should come up unready (readyz 503) and connect once the broker is there.
+   */
+  static async connect(options: AmqpConnectorOptions, { keepTrying = false } = {}): Promise<AmqpConnector> {
+    if (options.urls.length === 0) throw new Error('no AMQP URL given');
+    const connector = new AmqpConnector(options);
+    try {
+      await connector.open();
+    } catch (err) {
+      if (!keepTrying) throw err;
+      options.log.error({ err: describe(err) }, 'the broker is unreachable at start; serving as unready (/readyz 503) and retrying');
+      connector.scheduleReconnect(0);
+    }
+    return connector;
+  }
+
+  get isUp(): boolean {
+    return this.channelSet !== null;
+  }
+
+  /** Open channels on our connection, as the broker counts them (for metrics). */
+  get channelCount(): number {
+    return this.channelSet?.channelCount ?? 0;
+  }
+
+  // ConsumerHost
+  get channels(): ChannelSet | null {
+    return this.channelSet;
+  }
+  get exchange(): string {
+    return this.options.exchange;
+  }
+  get log(): Logger {
+    return this.options.log;
+  }
+  get heartbeatSeconds(): number {
+    return this.options.heartbeatSeconds ?? 15;
+  }
+  forget(consumer: AmqpConsumer): void {
+    this.consumers.delete(consumer);
+  }
+
+  /**
+   * A message bound for N subscriptions arrives N times in a row, once per
+   * queue: byte-compare with the last body (a memcmp) and reuse its
+   * validation instead of parsing the same JSON N times.
+   */
+  decode(content: Buffer): DecodedBody {
+    if (this.lastDecoded && this.lastContent?.equals(content)) return this.lastDecoded;
+    const json = content.toString('utf8');
+    const decoded = { json, body: decodeBody(json) };
+    this.lastContent = content;
+    this.lastDecoded = decoded;
+    return decoded;
+  }
+
+  async produce(key: string, body: PublishableBody): Promise<void> {
+    const keyError = routingKeyError(key);
+    if (keyError) throw new TypeError(keyError);
+    const content = Buffer.from(encodeBody(body));
+    const channel = await this.requireChannels().publisher();
+    await new Promise<void>((resolve, reject) => {
+      channel.publish(
+        this.options.exchange,
+        key,
+        content,
+        { contentType: 'application/json', persistent: true },
+        (err) => (err ? reject(new BrokerOperationError(`the broker did not confirm the message to "${key}": ${describe(err)}`)) : resolve()),
+      );
+    });
+  }
+
+  async startConsuming(pattern: string, handler: MessageHandler, options: ConsumeOptions = {}): Promise<Consumer> {
+    const channels = this.requireChannels();
+    const queue = options.persistentName ?? `${this.options.queuePrefix}${options.name ?? `c${(++this.counter).toString(36)}`}`;
+    const consumer = new AmqpConsumer(this, pattern, queue, handler, options);
+    await consumer.start(channels);
+    this.consumers.add(consumer);
+    return consumer;
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    const consumers = [...this.consumers];
+    await Promise.allSettled(consumers.map((c) => c.stopConsuming()));
+    for (const consumer of consumers) consumer.options.onEnd?.('closed', 'the connector was closed');
+    const connection = this.connection;
+    this.connection = null;
+    this.channelSet?.dispose();
+    this.channelSet = null;
+    if (connection) await connection.close().catch(() => undefined);
+  }
+
+  private requireChannels(): ChannelSet {
+    if (!this.channelSet) throw new UnavailableError('the broker connection is down; retry shortly');
+    return this.channelSet;
+  }
+
+  /** Tries every URL once, starting with the one that worked last. */
+  private async open(): Promise<void> {
+    const { urls, log } = this.options;
+    const failures: string[] = [];
+    for (let tried = 0; tried < urls.length; tried++) {
+      const url = urls[this.urlIndex]!;
+      let connection: ChannelModel | null = null;
+      try {
+        connection = await amqp.connect(withHeartbeat(url, this.heartbeatSeconds), {
+          clientProperties: { connection_name: this.options.connectionName },
+        });
+        const opened = connection;
+        connection.on('error', (err: Error) => log.warn({ err: describe(err) }, 'broker connection error'));
+        connection.on('blocked', (reason: string) => log.warn({ reason }, 'the broker is blocking publishes (resource alarm); publishes will wait'));
+        connection.on('close', (err?: Error) => this.onConnectionClosed(opened, err));
+        const channels = new ChannelSet(connection, {
+          consumersPerChannel: this.options.consumersPerChannel ?? 100,
+          warmOperationChannels: this.options.warmOperationChannels ?? 8,
+          maxOperationChannels: this.options.maxOperationChannels ?? 64,
+          prefetch: this.options.persistentPrefetch ?? 100,
+        }, log);
+        await channels.warmUp();
+        // Declaring is always safe and creates the exchange on a fresh broker.
+        await channels.withOperationChannel((ch) => ch.assertExchange(this.options.exchange, 'topic', { durable: true }));
+        this.connection = connection;
+        this.channelSet = channels;
+        log.info({ url: redact(url), exchange: this.options.exchange }, 'connected to the broker');
+        return;
+      } catch (err) {
+        failures.push(`${redact(url)}: ${describe(err)}`);
+        await connection?.close().catch(() => undefined);
+        this.urlIndex = (this.urlIndex + 1) % urls.length;
+      }
+    }
+    throw new UnavailableError(`could not connect to the broker (${failures.join('; ')}); check TOPICGATE_AMQP_URL and that RabbitMQ is running`);
+  }
+
+  private onConnectionClosed(connection: ChannelModel, err?: Error): void {
+    if (this.connection !== connection) return;
+    this.connection = null;
+    this.channelSet?.dispose();
+    this.channelSet = null;
+    if (this.closing) return;
+    const error = err ?? new Error('the broker closed the connection');
+    this.options.log.error({ err: describe(error), consumers: this.consumers.size }, 'lost the broker connection; reconnecting');
+    this.emit('down', error);
+    this.scheduleReconnect(0);
+  }
+
+  private scheduleReconnect(attempt: number): void {
+    const { initial, max } = this.options.reconnectDelayMs ?? { initial: 200, max: 10_000 };
+    this.reconnectTimer = setTimeout(() => void this.reconnect(attempt), backoffDelay(attempt, initial, max));
+  }
+
+  private async reconnect(attempt: number): Promise<void> {
+    this.reconnectTimer = null;
+    if (this.closing) return;
+    try {
+      await this.open();
+    } catch (err) {
+      this.options.log.warn({ attempt: attempt + 1, err: describe(err) }, 'reconnect failed; will retry');
+      this.scheduleReconnect(attempt + 1);
+      return;
+    }
+    // Declare every live consumer's queue again under the same name; each may have lost messages meanwhile.
+    const channels = this.channelSet!;
+    await Promise.all([...this.consumers].map((consumer) => consumer.restart(channels)));
+    this.options.log.info({ consumers: this.consumers.size }, 'broker connection re-established');
+    this.emit('up');
+  }
+}
+
+/** A `heartbeat` in the URL itself wins: operators may tune it per node. */
+function withHeartbeat(url: string, seconds: number): string {
+  const parsed = new URL(url);
+  if (!parsed.searchParams.has('heartbeat')) parsed.searchParams.set('heartbeat', String(seconds));
+  return parsed.toString();
+}
+
+/** Never log a password. */
+function redact(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '<unparseable URL>';
+  }
+}

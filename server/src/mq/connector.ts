@@ -1,0 +1,81 @@
+/**
+ * The MQ connector: the one interface the gateway uses to reach a topic
+ * exchange, with two implementations (`amqp`: RabbitMQ; `embedded`: in
+ * process). It knows nothing of sockets or tokens. See DESIGN.md §2.
+ */
+import type { EventEmitter } from 'node:events';
+import type { JsonObject, PublishableBody } from '@topicgate/shared';
+
+export interface MqMessage {
+  key: string;
+  /** The body, parsed. Shared by every consumer of the same message: treat it as read-only. */
+  body: JsonObject;
+  /** The body's JSON text exactly as published, already validated as a JSON object: relay it without re-serialising. */
+  json: string;
+  /** Bytes of the body as it came off the wire. */
+  size: number;
+}
+
+/**
+ * Called once per delivered message, in delivery order. For persistent
+ * consumers the message is acknowledged when the returned promise settles.
+ */
+export type MessageHandler = (message: MqMessage) => void | Promise<void>;
+
+/** Why a consumer stopped without `stopConsuming()` being called. */
+export type ConsumerEndReason = 'queue_deleted' | 'broker_error' | 'closed';
+
+export interface ConsumeOptions {
+  /**
+   * Durable, shared, well-known queue name. Without it the consumer is
+   * transient: an exclusive queue deleted on `stopConsuming()` or when the
+   * connection dies.
+   */
+  persistentName?: string;
+  /**
+   * Suffix of a transient consumer's queue name (`<queuePrefix><name>`), so
+   * callers can correlate their ids with broker queues. Must be unique per
+   * connector; one is generated when omitted.
+   */
+  name?: string;
+  /** Messages may have been lost (the broker connection was re-established); the consumer is still live. */
+  onResync?: () => void;
+  /** The consumer ended on its own (queue deleted from outside, broker error, connector closed). */
+  onEnd?: (reason: ConsumerEndReason, detail: string) => void;
+}
+
+export interface Consumer {
+  /** The broker queue this consumer reads. */
+  readonly queue: string;
+  /** Cancels the consumer and, for a transient one, deletes its queue. Idempotent. */
+  stopConsuming(): Promise<void>;
+}
+
+export interface ConnectorEvents {
+  /** The broker connection is up (first connect or reconnect). */
+  up: [];
+  /** The broker connection was lost; the connector is reconnecting. */
+  down: [error: Error];
+}
+
+export interface MqConnector extends EventEmitter<ConnectorEvents> {
+  readonly kind: 'amqp' | 'embedded';
+  /** True while operations can reach the broker. */
+  readonly isUp: boolean;
+  /** Publishes one message; resolves once the broker has taken it (publisher confirms on AMQP). */
+  produce(key: string, body: PublishableBody): Promise<void>;
+  /** Resolves once the queue is declared, bound and consuming. */
+  startConsuming(pattern: string, handler: MessageHandler, options?: ConsumeOptions): Promise<Consumer>;
+  /** Stops every consumer (deleting transient queues) and disconnects. */
+  close(): Promise<void>;
+}
+
+/** The broker cannot be reached right now; the caller should retry later. */
+export class UnavailableError extends Error {
+  override readonly name = 'UnavailableError';
+}
+
+/** The broker refused an operation (404, PRECONDITION_FAILED, channel closed...). */
+export class BrokerOperationError extends Error {
+  override readonly name = 'BrokerOperationError';
+}

@@ -1,0 +1,137 @@
+/**
+ * An in-process topic exchange for a single gateway with no broker, like
+ * Buildbot's SimpleMQ. Bodies are serialised on produce and parsed per
+ * delivery, so consumers see exactly what they would see through RabbitMQ
+ * (Dates become epoch seconds, no shared mutable objects).
+ */
+import { EventEmitter } from 'node:events';
+import { compilePattern, decodeBody, encodeBody, routingKeyError, type KeyMatcher, type PublishableBody } from '@topicgate/shared';
+import type { ConnectorEvents, ConsumeOptions, Consumer, MessageHandler, MqConnector, MqMessage } from './connector.js';
+import { UnavailableError } from './connector.js';
+
+interface Queue {
+  name: string;
+  /** Binding patterns and their compiled matchers; binding twice is a no-op, as on RabbitMQ. */
+  bindings: Map<string, KeyMatcher>;
+  /** Messages waiting for a consumer (persistent queues only keep them). */
+  backlog: Array<{ key: string; text: string }>;
+  consumers: EmbeddedConsumer[];
+  /** Round-robin position among consumers sharing a persistent queue. */
+  next: number;
+  persistent: boolean;
+}
+
+interface EmbeddedConsumer extends Consumer {
+  handler: MessageHandler;
+  options: ConsumeOptions;
+}
+
+export interface EmbeddedConnectorOptions {
+  /** Prefix of transient queue names. Default: `topicgate.embedded.`. */
+  queuePrefix?: string;
+  /** Where undeliverable or failing handlers are reported. Default: console.warn. */
+  warn?: (message: string, detail: Record<string, unknown>) => void;
+}
+
+export class EmbeddedConnector extends EventEmitter<ConnectorEvents> implements MqConnector {
+  readonly kind = 'embedded';
+  private readonly queues = new Map<string, Queue>();
+  private readonly prefix: string;
+  private readonly warn: NonNullable<EmbeddedConnectorOptions['warn']>;
+  private closed = false;
+  private counter = 0;
+
+  constructor(options: EmbeddedConnectorOptions = {}) {
+    super();
+    this.prefix = options.queuePrefix ?? 'topicgate.embedded.';
+    this.warn = options.warn ?? ((message, detail) => console.warn(message, detail));
+  }
+
+  get isUp(): boolean {
+    return !this.closed;
+  }
+
+  async produce(key: string, body: PublishableBody): Promise<void> {
+    if (this.closed) throw new UnavailableError('the embedded broker is closed');
+    const keyError = routingKeyError(key);
+    if (keyError) throw new TypeError(keyError);
+    const text = encodeBody(body);
+    for (const queue of this.queues.values()) {
+      for (const matches of queue.bindings.values()) {
+        if (matches(key)) {
+          this.enqueue(queue, key, text);
+          break;
+        }
+      }
+    }
+  }
+
+  async startConsuming(pattern: string, handler: MessageHandler, options: ConsumeOptions = {}): Promise<Consumer> {
+    if (this.closed) throw new UnavailableError('the embedded broker is closed');
+    const persistent = options.persistentName !== undefined;
+    const name = options.persistentName ?? `${this.prefix}${options.name ?? `c${(++this.counter).toString(36)}`}`;
+    let queue = this.queues.get(name);
+    if (!queue) {
+      queue = { name, bindings: new Map(), backlog: [], consumers: [], next: 0, persistent };
+      this.queues.set(name, queue);
+    } else if (!persistent) {
+      throw new Error(`queue ${name} already exists; transient consumer names must be unique`);
+    }
+    if (!queue.bindings.has(pattern)) queue.bindings.set(pattern, compilePattern(pattern));
+    const owner = queue;
+    const consumer: EmbeddedConsumer = {
+      queue: name,
+      handler,
+      options,
+      stopConsuming: async () => {
+        owner.consumers = owner.consumers.filter((c) => c !== consumer);
+        if (!owner.persistent) this.queues.delete(owner.name);
+      },
+    };
+    queue.consumers.push(consumer);
+    this.drainBacklog(queue);
+    return consumer;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const consumers = [...this.queues.values()].flatMap((q) => q.consumers);
+    this.queues.clear();
+    for (const consumer of consumers) consumer.options.onEnd?.('closed', 'the embedded broker was closed');
+  }
+
+  private enqueue(queue: Queue, key: string, text: string): void {
+    const consumer = this.pickConsumer(queue);
+    if (consumer) this.deliver(consumer, key, text);
+    else if (queue.persistent) queue.backlog.push({ key, text });
+  }
+
+  private drainBacklog(queue: Queue): void {
+    const waiting = queue.backlog.splice(0);
+    for (const { key, text } of waiting) this.enqueue(queue, key, text);
+  }
+
+  private pickConsumer(queue: Queue): EmbeddedConsumer | undefined {
+    if (queue.consumers.length === 0) return undefined;
+    queue.next = (queue.next + 1) % queue.consumers.length;
+    return queue.consumers[queue.next];
+  }
+
+  /** Delivers on a later microtask, as a broker would, never inside `produce`'s caller. */
+  private deliver(consumer: EmbeddedConsumer, key: string, text: string): void {
+    queueMicrotask(() => {
+      const message: MqMessage = { key, body: decodeBody(text), json: text, size: text.length };
+      try {
+        const result = consumer.handler(message);
+        if (result instanceof Promise) result.catch((err: unknown) => this.reportHandlerError(consumer, key, err));
+      } catch (err) {
+        this.reportHandlerError(consumer, key, err);
+      }
+    });
+  }
+
+  private reportHandlerError(consumer: Consumer, key: string, err: unknown): void {
+    this.warn('a message handler threw; the message is dropped', { queue: consumer.queue, key, err: String(err) });
+  }
+}

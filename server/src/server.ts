@@ -1,0 +1,119 @@
+/**
+ * Composition root: picks the MQ connector, builds access control, and wires
+ * express + socket.io onto one HTTP server.
+ */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createRequire } from 'node:module';
+import type { Express } from 'express';
+import { createAccess } from './auth/access-from-config.js';
+import type { GatewayConfig } from './config.js';
+import type { Access } from './gateway/access.js';
+import { createSocketServer } from './gateway/socket-server.js';
+import { createHttpApp } from './http/app.js';
+import { createLogger, type Logger } from './log.js';
+import { createMetrics } from './metrics.js';
+import { AmqpConnector } from './mq/amqp.js';
+import type { MqConnector } from './mq/connector.js';
+import { EmbeddedConnector } from './mq/embedded.js';
+
+export interface RunningGateway {
+  /** `http://host:port`, for clients and probes. */
+  readonly url: string;
+  readonly port: number;
+  readonly gatewayId: string;
+  /** Name of the broker connection (`rabbitmqctl list_connections user_provided_name`). */
+  readonly connectionName: string;
+  readonly mq: MqConnector;
+  readonly app: Express;
+  /** Graceful stop: `unsubscribed { reason: "shutdown" }` to every client, queues deleted, broker closed. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  log?: Logger;
+  /** Overrides the access control built from `config.jwt` (tests, the demo). */
+  access?: Access;
+  /** Called before the server listens, to add routes (the demo app). */
+  extendApp?: (app: Express, mq: MqConnector) => void;
+}
+
+export async function startGateway(config: GatewayConfig, options: StartOptions = {}): Promise<RunningGateway> {
+  const log = options.log ?? createLogger(config.logLevel);
+  const access = options.access ?? createAccess(config.jwt, log);
+  const connectionName = `topicgate ${config.gatewayId}`;
+  const mq = await connectBroker(config, connectionName, log);
+  const metrics = createMetrics(() => (mq instanceof AmqpConnector ? mq.channelCount : 0));
+  mq.on('up', () => metrics.brokerReconnects.inc());
+
+  const app = createHttpApp({ mq, registry: metrics.registry, sdkBundlePath: findSdkBundle(), corsOrigins: config.corsOrigins });
+  options.extendApp?.(app, mq);
+  const http = createServer(app);
+  const sockets = createSocketServer(http, {
+    mq,
+    access,
+    metrics,
+    log,
+    gatewayId: config.gatewayId,
+    maxPayloadBytes: config.maxPayloadBytes,
+    corsOrigins: config.corsOrigins,
+    maxConnectionsPerSubject: config.maxConnectionsPerSubject,
+    limits: {
+      maxSubscriptions: config.maxSubscriptions,
+      subscribesPerSecond: config.subscribesPerSecond,
+      clientBufferBytes: config.clientBufferBytes,
+    },
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(config.port, config.host, () => resolve());
+  });
+  const { port } = http.address() as AddressInfo;
+  const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+  log.info({ port, gatewayId: config.gatewayId, broker: mq.kind, exchange: config.exchange }, `topicgate listening on http://${host}:${port}`);
+
+  let closing: Promise<void> | null = null;
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    gatewayId: config.gatewayId,
+    connectionName,
+    mq,
+    app,
+    close: () =>
+      (closing ??= (async () => {
+        await sockets.shutdown();
+        await mq.close();
+        http.closeAllConnections();
+        await new Promise<void>((resolve) => http.close(() => resolve()));
+        log.info('topicgate stopped');
+      })()),
+  };
+}
+
+async function connectBroker(config: GatewayConfig, connectionName: string, log: Logger): Promise<MqConnector> {
+  const queuePrefix = `topicgate.${config.gatewayId}.`;
+  if (config.amqpUrls.length === 0) {
+    log.info('no TOPICGATE_AMQP_URL: using the embedded broker (single gateway, nothing survives a restart)');
+    return new EmbeddedConnector({ queuePrefix, warn: (message, detail) => log.warn(detail, message) });
+  }
+  return AmqpConnector.connect({
+    urls: config.amqpUrls,
+    exchange: config.exchange,
+    queuePrefix,
+    connectionName,
+    heartbeatSeconds: config.amqpHeartbeatSeconds,
+    log,
+  }, { keepTrying: true });
+}
+
+/** The SDK's script-tag build, when the client workspace has been built. */
+function findSdkBundle(): string | undefined {
+  try {
+    const require = createRequire(import.meta.url);
+    return require.resolve('@topicgate/client/dist/topicgate.min.js');
+  } catch {
+    return undefined;
+  }
+}

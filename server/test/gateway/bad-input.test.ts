@@ -1,0 +1,109 @@
+/**
+ * Clients make mistakes and some are hostile: each bad request gets a clear
+ * error (or is dropped with a log line), loses nothing, and the gateway keeps
+ * serving everyone else.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { listQueues, requireBroker } from '../support/broker.js';
+import { connectClient, startTestGateway, stopTestGateways, type TestClient, type TestGateway } from '../support/gateway.js';
+
+let gateway: TestGateway;
+let bystander: TestClient;
+let bystanderId: string;
+const clients: TestClient[] = [];
+
+async function client(): Promise<TestClient> {
+  const c = await connectClient(gateway.url);
+  clients.push(c);
+  return c;
+}
+
+beforeAll(async () => {
+  await requireBroker();
+  gateway = await startTestGateway({ maxSubscriptions: 5 });
+  bystander = await connectClient(gateway.url);
+  bystanderId = await bystander.mustSubscribe('bystander.#');
+});
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  // After every kind of abuse, a well-behaved client is still served.
+  const n = bystander.messages.items.length;
+  await gateway.mq.produce('bystander.ping', { n });
+  await bystander.messages.waitFor((m) => m.id === bystanderId && m.body.n === n);
+});
+afterAll(async () => {
+  bystander.close();
+  await stopTestGateways();
+});
+
+describe('invalid patterns are refused with invalid_pattern before reaching the broker', () => {
+  const cases: Array<[string, unknown, RegExp]> = [
+    ['an empty word', 'a..b', /empty word/],
+    ['a wildcard inside a word', 'a.b*', /invalid word "b\*"/],
+    ['an empty string', '', /must not be empty/],
+    ['300 bytes', 'a'.repeat(300), /at most 255 bytes/],
+    ['a number', 42, /must be a string, got number/],
+    ['null', null, /must be a string, got null/],
+    ['a trailing dot', 'builds.', /empty word/],
+    ['a space', 'builds 1', /invalid word/],
+  ];
+  it.each(cases)('%s', async (_, pattern, message) => {
+    const c = await client();
+    const ack = await c.subscribe(pattern);
+    expect(ack).toEqual({ ok: false, error: { code: 'invalid_pattern', message: expect.stringMatching(message) } });
+    expect(await listQueues(gateway.queuePrefix)).toHaveLength(1); // only the bystander's
+  });
+});
+
+describe('malformed payloads', () => {
+  it.each([
+    ['a bare string', 'builds.#'],
+    ['null', null],
+    ['an array', ['builds.#']],
+    ['a number', 7],
+  ])('subscribe with %s gets bad_request', async (_, payload) => {
+    const c = await client();
+    expect(await c.emitWithAck('subscribe', payload)).toEqual({
+      ok: false,
+      error: { code: 'bad_request', message: expect.stringContaining('{ pattern: string }') },
+    });
+  });
+
+  it('unsubscribe without an id gets bad_request; an unknown id gets unknown_subscription', async () => {
+    const c = await client();
+    expect(await c.emitWithAck('unsubscribe', { nope: 1 })).toMatchObject({ ok: false, error: { code: 'bad_request' } });
+    expect(await c.unsubscribe('s-never')).toMatchObject({ ok: false, error: { code: 'unknown_subscription' } });
+  });
+
+  it('cannot unsubscribe another socket\'s subscription', async () => {
+    const c = await client();
+    expect(await c.unsubscribe(bystanderId)).toMatchObject({ ok: false, error: { code: 'unknown_subscription' } });
+  });
+
+  it('an unknown event with a callback gets bad_request naming the protocol\'s events', async () => {
+    const c = await client();
+    expect(await c.emitWithAck('subscribe_all', { pattern: '#' })).toEqual({
+      ok: false,
+      error: { code: 'bad_request', message: 'unknown event "subscribe_all"; protocol v1 has subscribe, unsubscribe, refresh' },
+    });
+  });
+
+  it('events without a callback are ignored and the socket stays usable', async () => {
+    const c = await client();
+    c.socket.emit('subscribe', { pattern: 'no.ack' });
+    c.socket.emit('whatever', 1, 2, 3);
+    const id = await c.mustSubscribe('still.works');
+    await gateway.mq.produce('still.works', {});
+    await c.messages.waitFor((m) => m.id === id);
+    expect(await listQueues(gateway.queuePrefix)).toHaveLength(2);
+  });
+
+  it('more subscriptions than the limit get limit_exceeded', async () => {
+    const c = await client();
+    for (let i = 0; i < 5; i++) await c.mustSubscribe(`limit.${i}`);
+    expect(await c.subscribe('limit.6')).toEqual({
+      ok: false,
+      error: { code: 'limit_exceeded', message: 'at most 5 subscriptions per connection; unsubscribe from one first' },
+    });
+  });
+});

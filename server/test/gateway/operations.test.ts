@@ -1,0 +1,78 @@
+/**
+ * What operators rely on: graceful shutdown, several gateways on one broker,
+ * metrics that reflect reality.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { channelCount, deleteExchange, eventually, listQueues, requireBroker } from '../support/broker.js';
+import { spawnGateway } from '../support/child-gateway.js';
+import { connectClient, startTestGateway, stopTestGateways } from '../support/gateway.js';
+
+beforeAll(requireBroker);
+afterAll(stopTestGateways);
+
+describe('graceful shutdown', () => {
+  it.each(['SIGTERM', 'SIGINT'] as const)('on %s: unsubscribed "shutdown" to every subscription, queues deleted, exit 0', async (signal) => {
+    const child = await spawnGateway();
+    try {
+      const c = await connectClient(child.url);
+      const ids = [await c.mustSubscribe('builds.#'), await c.mustSubscribe('logs.#')];
+      expect(await listQueues(child.queuePrefix)).toHaveLength(2);
+      child.process.kill(signal);
+      const notices = await c.unsubscribed.waitForCount(2);
+      expect(notices.map((n) => n.id).sort()).toEqual([...ids].sort());
+      expect(notices.every((n) => n.reason === 'shutdown')).toBe(true);
+      expect(await child.exited).toBe(0);
+      expect(await listQueues(child.queuePrefix)).toEqual([]);
+      c.close();
+    } finally {
+      child.process.kill('SIGKILL');
+      await deleteExchange(child.exchange);
+    }
+  });
+});
+
+describe('several gateways on one broker', () => {
+  it('clients on either get the same messages; SIGKILL of one leaves none of its queues while the other keeps serving', async () => {
+    const survivor = await startTestGateway();
+    const doomed = await spawnGateway({ TOPICGATE_EXCHANGE: survivor.exchange });
+    const a = await connectClient(survivor.url);
+    const b = await connectClient(doomed.url);
+    const aId = await a.mustSubscribe('builds.*.finished');
+    const bId = await b.mustSubscribe('builds.*.finished');
+    await survivor.mq.produce('builds.1.finished', { id: 1 });
+    expect((await a.messages.waitFor((m) => m.id === aId)).body).toEqual({ id: 1 });
+    expect((await b.messages.waitFor((m) => m.id === bId)).body).toEqual({ id: 1 });
+
+    doomed.process.kill('SIGKILL');
+    await doomed.exited;
+    await eventually(async () => (await listQueues(doomed.queuePrefix)).length === 0, 'the killed gateway\'s queues are gone');
+    await survivor.mq.produce('builds.2.finished', { id: 2 });
+    expect((await a.messages.waitFor((m) => m.body.id === 2)).seq).toBe(2);
+    expect(await listQueues(survivor.queuePrefix)).toHaveLength(1);
+    a.close();
+    b.close();
+  });
+});
+
+describe('/metrics', () => {
+  it('reports connections, subscriptions, deliveries, refusals and broker channels in Prometheus text', async () => {
+    const gateway = await startTestGateway();
+    const c = await connectClient(gateway.url);
+    const id = await c.mustSubscribe('m.#');
+    await c.mustSubscribe('n.#');
+    await c.subscribe('bad..pattern');
+    for (let n = 0; n < 3; n++) await gateway.mq.produce('m.x', { n });
+    await c.messages.waitForCount(3);
+    await c.unsubscribe(id);
+    const text = await (await fetch(`${gateway.url}/metrics`)).text();
+    const value = (line: string) => Number(new RegExp(`^${line.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1]);
+    expect(value('topicgate_connections')).toBe(1);
+    expect(value('topicgate_subscriptions')).toBe(1);
+    expect(value('topicgate_deliveries_total')).toBe(3);
+    expect(value('topicgate_subscribe_errors_total{code="invalid_pattern"}')).toBe(1);
+    expect(value('topicgate_broker_channels')).toBe(await channelCount(gateway.connectionName));
+    expect(value('topicgate_subscribe_seconds_count')).toBe(2);
+    expect(text).toContain('topicgate_process_resident_memory_bytes');
+    c.close();
+  });
+});

@@ -1,0 +1,147 @@
+/**
+ * The real RabbitMQ that integration tests run against, and ways to look at
+ * it from outside the gateway (rabbitmqctl is authoritative; the management
+ * API's channel stats lag by seconds, so channels are counted with rabbitmqctl).
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
+import amqp from 'amqplib';
+import pino from 'pino';
+
+const run = promisify(execFile);
+
+export const TEST_AMQP_URL = process.env.TOPICGATE_TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+
+export const quietLog = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+
+/** A name no other test run uses, for exchanges, gateway ids and persistent queues. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${randomBytes(4).toString('hex')}`;
+}
+
+/** Fails the suite loudly (never skips) when RabbitMQ is not there. */
+export async function requireBroker(): Promise<void> {
+  try {
+    const connection = await amqp.connect(TEST_AMQP_URL);
+    await connection.close();
+  } catch (err) {
+    throw new Error(
+      `RabbitMQ is not reachable at ${TEST_AMQP_URL} (${(err as Error).message}). ` +
+        'Integration tests need a real broker: start it with `rabbitmq-server -detached`.',
+    );
+  }
+}
+
+async function rabbitmqctl(...args: string[]): Promise<string[][]> {
+  const { stdout } = await run('rabbitmqctl', ['-q', '--no-table-headers', ...args], { maxBuffer: 64 * 1024 * 1024 });
+  return stdout
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => line.split('\t'));
+}
+
+export interface QueueInfo {
+  name: string;
+  exclusive: boolean;
+  consumers: number;
+  messages: number;
+}
+
+/** Queues whose names start with `prefix`, as the broker sees them right now. */
+export async function listQueues(prefix: string): Promise<QueueInfo[]> {
+  const rows = await rabbitmqctl('list_queues', 'name', 'exclusive', 'consumers', 'messages');
+  return rows
+    .filter(([name]) => name!.startsWith(prefix))
+    .map(([name, exclusive, consumers, messages]) => ({
+      name: name!,
+      exclusive: exclusive === 'true',
+      consumers: Number(consumers),
+      messages: Number(messages),
+    }));
+}
+
+interface ConnectionInfo {
+  pid: string;
+  name: string | undefined;
+  channels: number;
+}
+
+/** Live AMQP connections with their client-provided `connection_name` (rabbitmqctl 3.x prints it inside client_properties). */
+async function listConnections(): Promise<ConnectionInfo[]> {
+  const rows = await rabbitmqctl('list_connections', 'pid', 'channels', 'client_properties');
+  return rows.map(([pid, channels, properties]) => ({
+    pid: pid!,
+    channels: Number(channels),
+    name: /\{"connection_name","([^"]*)"\}/.exec(properties ?? '')?.[1],
+  }));
+}
+
+/** Open channels on the connections with this client-provided name. */
+export async function channelCount(connectionName: string): Promise<number> {
+  return (await listConnections()).filter((c) => c.name === connectionName).reduce((sum, c) => sum + c.channels, 0);
+}
+
+export async function connectionCount(connectionName: string): Promise<number> {
+  return (await listConnections()).filter((c) => c.name === connectionName).length;
+}
+
+/** Forcibly closes the named connections, as an operator would. */
+export async function closeConnections(connectionName: string, reason = 'closed by test'): Promise<void> {
+  for (const c of await listConnections()) {
+    if (c.name === connectionName) await run('rabbitmqctl', ['close_connection', c.pid, reason]);
+  }
+}
+
+/** A plain amqplib connection for arranging broker state from outside the connector. */
+export async function withAdminChannel<T>(fn: (channel: amqp.Channel) => Promise<T>): Promise<T> {
+  const connection = await amqp.connect(TEST_AMQP_URL);
+  try {
+    const channel = await connection.createChannel();
+    channel.on('error', () => undefined);
+    return await fn(channel);
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Deletes a queue the way an operator does (rabbitmqctl), which works even on
+ * another connection's exclusive queue; AMQP clients get RESOURCE_LOCKED.
+ */
+export async function deleteQueueAsOperator(name: string): Promise<void> {
+  await run('rabbitmqctl', ['-q', 'delete_queue', name]);
+}
+
+export async function deleteQueues(names: readonly string[]): Promise<void> {
+  await withAdminChannel(async (channel) => {
+    for (const name of names) await channel.deleteQueue(name);
+  });
+}
+
+export async function deleteExchange(name: string): Promise<void> {
+  await withAdminChannel((channel) => channel.deleteExchange(name).then(() => undefined));
+}
+
+/** Publishes raw bytes, as a buggy publisher would. */
+export async function publishRaw(exchange: string, key: string, content: Buffer | string): Promise<void> {
+  const connection = await amqp.connect(TEST_AMQP_URL);
+  try {
+    const channel = await connection.createConfirmChannel();
+    await new Promise<void>((resolve, reject) =>
+      channel.publish(exchange, key, Buffer.from(content), {}, (err) => (err ? reject(err) : resolve())),
+    );
+  } finally {
+    await connection.close();
+  }
+}
+
+/** Polls `probe` until it returns true; for broker state that changes asynchronously (e.g. after SIGKILL). */
+export async function eventually(probe: () => Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await probe()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * topicgate wire protocol v1 (socket.io, default namespace).
+ *
+ * This file is the contract between the gateway, the SDK and anyone writing
+ * their own client: event names, payloads and error codes are defined here
+ * once and imported everywhere else. See DESIGN.md §3.
+ */
+import type { JsonObject } from './json.js';
+
+export const PROTOCOL_VERSION = 1;
+
+/** Events a client emits; each takes an acknowledgement callback. */
+export const ClientEvent = {
+  Subscribe: 'subscribe',
+  Unsubscribe: 'unsubscribe',
+  Refresh: 'refresh',
+} as const;
+
+/** Events the gateway emits. */
+export const ServerEvent = {
+  Messages: 'messages',
+  Resync: 'resync',
+  Unsubscribed: 'unsubscribed',
+} as const;
+
+/** Codes in `{ ok: false, error: { code } }` acknowledgements and `connect_error.data`. */
+export const ErrorCode = {
+  /** The pattern is not a valid routing-key pattern; fix it, retrying will not help. */
+  InvalidPattern: 'invalid_pattern',
+  /** The token does not allow every key the pattern can match. */
+  Forbidden: 'forbidden',
+  /** Too many subscriptions on this socket, or subscribing too fast. */
+  LimitExceeded: 'limit_exceeded',
+  /** The broker is unreachable right now; retry later. */
+  Unavailable: 'unavailable',
+  /** The event payload is malformed (wrong shape, too large). */
+  BadRequest: 'bad_request',
+  /** `unsubscribe` named an id this socket does not hold. */
+  UnknownSubscription: 'unknown_subscription',
+  /** Handshake or `refresh`: the token is missing, malformed, expired or not trusted. */
+  Unauthorized: 'unauthorized',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Why a live subscription may have lost messages; the client must reload from REST. */
+export const ResyncReason = {
+  /** The gateway's broker connection was re-established. */
+  Reconnected: 'reconnected',
+  /** This client could not keep up and messages were dropped for it. */
+  Overflow: 'overflow',
+} as const;
+export type ResyncReason = (typeof ResyncReason)[keyof typeof ResyncReason];
+
+/** Why the gateway ended a subscription. */
+export const UnsubscribedReason = {
+  /** After a token refresh, the new token no longer allows the pattern. */
+  Forbidden: 'forbidden',
+  /** The subscription's queue was deleted on the broker (by an operator, or a broker error). */
+  QueueDeleted: 'queue_deleted',
+  /** The gateway is shutting down. */
+  Shutdown: 'shutdown',
+} as const;
+export type UnsubscribedReason = (typeof UnsubscribedReason)[keyof typeof UnsubscribedReason];
+
+export interface ProtocolError {
+  code: ErrorCode;
+  message: string;
+}
+
+export type Ack<T extends object = object> = ({ ok: true } & T) | { ok: false; error: ProtocolError };
+
+export interface SubscribeRequest {
+  pattern: string;
+}
+export type SubscribeAck = Ack<{ id: string }>;
+
+export interface UnsubscribeRequest {
+  id: string;
+}
+export type UnsubscribeAck = Ack;
+
+export interface RefreshRequest {
+  token: string;
+}
+export type RefreshAck = Ack;
+
+/** One message relayed to one subscription. */
+export interface Delivery<Body = JsonObject> {
+  /** The subscription id from the `subscribe` ack. */
+  id: string;
+  /** The routing key the message was published with. */
+  key: string;
+  /** The JSON object as published. */
+  body: Body;
+  /** Per-subscription counter: 1 for the first delivery, +1 for each after. */
+  seq: number;
+}
+
+export interface ResyncNotice {
+  id: string;
+  reason: ResyncReason;
+}
+
+export interface UnsubscribedNotice {
+  id: string;
+  reason: UnsubscribedReason;
+}
+
+/**
+ * `connect_error` `data` when the handshake is refused: `unauthorized` (the
+ * token), or `limit_exceeded` (too many connections for this token's subject).
+ */
+export interface ConnectErrorData {
+  code: typeof ErrorCode.Unauthorized | typeof ErrorCode.LimitExceeded;
+  message: string;
+}
+
+/** Handshake `auth` payload: `io(url, { auth: { token } })`. */
+export interface HandshakeAuth {
+  token?: string;
+}
+
+export interface ClientToServerEvents {
+  subscribe(request: SubscribeRequest, ack: (result: SubscribeAck) => void): void;
+  unsubscribe(request: UnsubscribeRequest, ack: (result: UnsubscribeAck) => void): void;
+  refresh(request: RefreshRequest, ack: (result: RefreshAck) => void): void;
+}
+
+export interface ServerToClientEvents {
+  /** One or more deliveries, oldest first. */
+  messages(batch: Delivery[]): void;
+  resync(notice: ResyncNotice): void;
+  unsubscribed(notice: UnsubscribedNotice): void;
+}

@@ -1,0 +1,62 @@
+/**
+ * Routing cases with RabbitMQ's topic semantics: [pattern, key, routed?].
+ * One table for two suites: shared's matcher is tested against it, and the MQ
+ * conformance suite checks every row on RabbitMQ itself (and on the embedded
+ * broker), so the expectations are RabbitMQ's, not ours.
+ */
+export const ROUTING_CASES: ReadonlyArray<readonly [pattern: string, key: string, routed: boolean]> = [
+  ['a.b.c', 'a.b.c', true],
+  ['a.b.c', 'a.b', false],
+  ['a.b.c', 'a.b.c.d', false],
+  ['Builds.1', 'builds.1', false], // words are case-sensitive
+  ['builds.1', 'builds.10', false], // words, not prefixes
+  ['a.*.c', 'a.b.c', true],
+  ['a.*.c', 'a.c', false],
+  ['a.*.c', 'a.b.b.c', false],
+  ['*', 'a', true],
+  ['*', 'a.b', false],
+  ['*.*', 'a.b', true],
+  ['*.*', 'a', false],
+  ['#', 'a', true],
+  ['#', 'a.b.c.d', true],
+  ['a.#', 'a', true], // `#` matches zero words
+  ['a.#', 'a.b.c', true],
+  ['a.#', 'b.a', false],
+  ['#.a', 'a', true],
+  ['#.a', 'x.y.a', true],
+  ['#.a', 'a.x', false],
+  ['a.#.b', 'a.b', true],
+  ['a.#.b', 'a.x.y.b', true],
+  ['a.#.b', 'a.x.y.c', false],
+  ['#.#', 'a', true],
+  ['#.#', 'a.b.c', true],
+  ['a.#.#', 'a', true],
+  ['a.#.#', 'a.b.c', true],
+  ['*.#', 'a', true],
+  ['*.#', 'a.b.c', true],
+  ['#.*', 'a', true],
+  ['a.*.#', 'a', false],
+  ['a.*.#', 'a.b', true],
+  ['#.*.#', 'a', true],
+  ['*.#.*', 'a', false],
+  ['*.#.*', 'a.b', true],
+  ['#.b.#', 'a.b.c', true],
+  ['#.b.#', 'a.c', false],
+  ['#.a.#.a.#', 'a.a', true],
+  ['#.a.#.a.#', 'x.a.y', false],
+  ['builds.*.finished', 'builds.42.finished', true],
+  ['builds.*.finished', 'builds.42.steps.3.finished', false],
+  ['builds.#.finished', 'builds.42.steps.3.finished', true],
+  ['a:b.c-d_e', 'a:b.c-d_e', true],
+  ['a.#', 'a.b', true],
+  ['#.a', 'b.c.a', true],
+  ['#.a', 'a.b', false],
+  ['a.#.b', 'a.x.b', true],
+  ['a.#.b', 'a.b.c', false],
+  ['a.#.#', 'b.a', false],
+  ['#.*', 'a.b.c', true],
+  ['a.*.#', 'a.b.c', true],
+  ['#.b.#', 'b', true],
+  ['builds.*.finished', 'builds.42.started', false],
+  ['builds.#.finished', 'builds.finished', true],
+];
