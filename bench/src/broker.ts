@@ -132,13 +132,14 @@ export class Broker {
         await sleep(1000);
       }
     }
-    try {
-      await this.node();
-    } catch (err) {
-      throw new Error(
-        `the RabbitMQ management API is not reachable at ${this.settings.managementUrl} (${(err as Error).message}); ` +
-          'the bench reads broker memory and checks cleanup through it: rabbitmq-plugins enable rabbitmq_management',
-      );
+    // A fresh RabbitMQ has no plugins on: enable management, which the bench reads broker memory and checks cleanup through.
+    if (!(await this.node().then(() => true, () => false))) {
+      log('the RabbitMQ management API is not reachable; enabling it on the running node (rabbitmq-plugins enable rabbitmq_management)');
+      await enablePlugin('rabbitmq_management', 'or set BENCH_MANAGEMENT_URL to where its API is');
+      for (let i = 0; i < 60 && !(await this.node().then(() => true, () => false)); i++) await sleep(500);
+      await this.node().catch((err: Error) => {
+        throw new Error(`rabbitmq_management was enabled but its API at ${this.settings.managementUrl} did not answer (${err.message})`);
+      });
     }
   }
 
@@ -150,13 +151,17 @@ export class Broker {
     };
     if (await listening()) return;
     log('rabbitmq_web_stomp is not enabled; enabling it on the running node (rabbitmq-plugins enable rabbitmq_web_stomp)');
-    try {
-      await run('rabbitmq-plugins', ['enable', 'rabbitmq_web_stomp'], { timeout: 120_000 });
-    } catch (err) {
-      throw new Error(`could not enable rabbitmq_web_stomp (${(err as Error).message}); run \`rabbitmq-plugins enable rabbitmq_web_stomp\` as root, or skip the Web-STOMP runs with BENCH_KINDS=gateway,amqp`);
-    }
+    await enablePlugin('rabbitmq_web_stomp', 'or skip the Web-STOMP runs with BENCH_KINDS=gateway,amqp');
     for (let i = 0; i < 60 && !(await listening()); i++) await sleep(500);
     if (!(await listening())) throw new Error('rabbitmq_web_stomp was enabled but its listener (15674) did not come up');
+  }
+}
+
+async function enablePlugin(name: string, alternative: string): Promise<void> {
+  try {
+    await run('rabbitmq-plugins', ['enable', name], { timeout: 120_000 });
+  } catch (err) {
+    throw new Error(`could not enable ${name} (${(err as Error).message}); run \`rabbitmq-plugins enable ${name}\` as root, ${alternative}`);
   }
 }
 

@@ -33,6 +33,33 @@ export type ClientResyncReason = (typeof ClientResyncReason)[keyof typeof Client
 /** Why a subscription must reload its state: the gateway's reasons and the SDK's. */
 export type SubscriptionResyncReason = ResyncReason | ClientResyncReason;
 
+/**
+ * Why a live collection or resource loads its snapshot again, beyond the
+ * source's resyncs. The SDK reloads on its own; these let a UI say why.
+ */
+export const LiveReloadReason = {
+  /** A message skipped versions: the ones in between were lost or are still on their way. */
+  VersionGap: 'version_gap',
+  /** A message carried an older version than the item in hand: what is shown may be stale. */
+  VersionRegression: 'version_regression',
+  /** `isValidTransition` refused a message: messages arrived out of order. */
+  InvalidTransition: 'invalid_transition',
+  /** An item the last snapshot no longer had came back: only a snapshot can say whether it exists. */
+  Reappeared: 'reappeared',
+  /** More than `maxHeld` messages arrived during a load: they were dropped for a later snapshot. */
+  HeldOverflow: 'held_overflow',
+  /** The application called `reload()`. */
+  Requested: 'requested',
+} as const;
+export type LiveReloadReason = (typeof LiveReloadReason)[keyof typeof LiveReloadReason];
+
+/** Why a log tail fetches lines over REST after its first load. */
+export const LogFetchReason = {
+  /** An append started past the last line in hand: the lines in between are fetched. */
+  LineGap: 'line_gap',
+} as const;
+export type LogFetchReason = (typeof LogFetchReason)[keyof typeof LogFetchReason];
+
 /** Why a subscription ended for good (it will not be made again). */
 export const SubscriptionEndReason = {
   /** The application called `unsubscribe()`. */

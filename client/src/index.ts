@@ -8,6 +8,8 @@ export { TopicgateError } from './errors.js';
 export {
   ClientErrorCode,
   ClientResyncReason,
+  LiveReloadReason,
+  LogFetchReason,
   SubscriptionEndReason,
   type SubscriptionResyncReason,
   type TopicgateErrorCode,

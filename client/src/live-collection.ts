@@ -12,7 +12,7 @@
  * It knows nothing of sockets: it consumes a `MessageSource`, which the
  * client makes from patterns and tests fake.
  */
-import { ClientErrorCode } from './codes.js';
+import { ClientErrorCode, LiveReloadReason, type SubscriptionResyncReason } from './codes.js';
 import { Emitter } from './emitter.js';
 import { describeError, TopicgateError } from './errors.js';
 import type { ItemId, LiveCollectionInit, LiveEvents, LiveStatus, Message } from './types.js';
@@ -97,7 +97,7 @@ export class LiveCollection<Item, M extends Message<string, unknown> = Message> 
     this.#stop = init.source.open({
       ready: () => this.#reload(),
       message: (message) => this.#onMessage(message),
-      resync: () => this.#reload(),
+      resync: (reason) => this.#reload(reason),
       error: (error) => this.emit('error', error),
     });
   }
@@ -137,7 +137,7 @@ export class LiveCollection<Item, M extends Message<string, unknown> = Message> 
 
   /** Loads the snapshot again (coalesced with any load under way). */
   reload(): void {
-    this.#reload();
+    this.#reload(LiveReloadReason.Requested);
   }
 
   /** Stops listening and loading. */
@@ -159,7 +159,10 @@ export class LiveCollection<Item, M extends Message<string, unknown> = Message> 
       if (this.#held.length >= this.#maxHeld) {
         // Cheaper to forget them and load a snapshot taken after this point.
         this.#held.length = 0;
-        if (this.#loading) this.#queued = true;
+        if (this.#loading) {
+          this.#queued = true;
+          this.emit('reload', LiveReloadReason.HeldOverflow);
+        }
       }
       this.#held.push(message);
       return;
@@ -169,8 +172,10 @@ export class LiveCollection<Item, M extends Message<string, unknown> = Message> 
     this.#notify();
   }
 
-  #reload(): void {
+  /** Loads the snapshot, or loads it again for `reason` (none: the first load, once the source is ready). */
+  #reload(reason?: SubscriptionResyncReason | LiveReloadReason): void {
     if (this.#closed) return;
+    if (reason !== undefined) this.emit('reload', reason);
     if (this.#loading) {
       // The load in flight may have read the state before whatever prompted this.
       this.#queued = true;
@@ -290,18 +295,18 @@ export class LiveCollection<Item, M extends Message<string, unknown> = Message> 
         this.#gone.delete(id);
         if (version !== undefined) this.#versions.set(id, version);
       } else if (next !== undefined) {
-        this.#reload();
+        this.#reload(LiveReloadReason.Reappeared);
       }
       return;
     }
     if (version !== undefined && known !== undefined) {
       if (version <= known) {
         // Equal: a duplicate. Lower on a live item: a regression, so what we hold is suspect.
-        if (!replay && version < known && prev !== undefined) this.#reload();
+        if (!replay && version < known && prev !== undefined) this.#reload(LiveReloadReason.VersionRegression);
         return;
       }
       if (version > known + 1) {
-        this.#reload();
+        this.#reload(LiveReloadReason.VersionGap);
         // A partial update needs the versions in between; a whole body does not.
         if (this.#apply !== undefined) return;
       }
@@ -313,7 +318,7 @@ export class LiveCollection<Item, M extends Message<string, unknown> = Message> 
     }
     if (next !== null && prev !== undefined && this.#isValidTransition !== undefined && !this.#isValidTransition(prev, next)) {
       // Without versions a held message that does not follow the snapshot is most likely older than it.
-      if (!replay) this.#reload();
+      if (!replay) this.#reload(LiveReloadReason.InvalidTransition);
       return;
     }
     const nextVersion = version ?? (next === null ? undefined : this.#version(next));

@@ -36,6 +36,7 @@ export class LiveResource<Item, M extends Message<string, unknown> = Message> ex
     this.#inner.on('change', () => this.emit('change', this.value));
     this.#inner.on('status', (status, previous) => this.emit('status', status, previous));
     this.#inner.on('error', (error) => this.emit('error', error));
+    this.#inner.on('reload', (reason) => this.emit('reload', reason));
   }
 
   /** The resource; `undefined` until the first load, `null` when it does not exist. */

@@ -9,7 +9,7 @@
  * still connect, they extend the window, otherwise the window jumps to them.
  * One REST request is in flight at a time, retried with backoff.
  */
-import { ClientErrorCode } from './codes.js';
+import { ClientErrorCode, LogFetchReason } from './codes.js';
 import { Emitter } from './emitter.js';
 import { describeError, TopicgateError } from './errors.js';
 import type {
@@ -85,7 +85,10 @@ export class LogTail<M extends Message<string, unknown> = Message> extends Emitt
     this.#backoff = new Backoff(init.retryDelay ?? 1_000, init.retryDelayMax ?? 30_000);
     this.#stop = init.source.open({
       ready: () => this.#request('tail'),
-      resync: () => this.#request('tail'),
+      resync: (reason) => {
+        this.emit('reload', reason);
+        this.#request('tail');
+      },
       message: (message) => {
         const chunk = this.#extract(message);
         if (chunk !== undefined) this.#accept(chunk);
@@ -248,7 +251,9 @@ export class LogTail<M extends Message<string, unknown> = Message> extends Emitt
     if (next === undefined) return;
     const last = this.#pending.reduce((max, c) => Math.max(max, c.first + c.lines.length), 0);
     // A fill that large would be dropped from the window again: jump to the tail instead.
-    this.#request(last - this.end > this.#capacity ? 'tail' : 'fill');
+    const kind = last - this.end > this.#capacity ? 'tail' : 'fill';
+    if (kind === 'tail' && this.#want !== 'tail') this.emit('reload', LogFetchReason.LineGap);
+    this.#request(kind);
   }
 
   #request(kind: Fetch): void {
@@ -265,6 +270,7 @@ export class LogTail<M extends Message<string, unknown> = Message> extends Emitt
       request = { limit: this.#tailLines };
     } else if (kind === 'fill' && this.#pending[0] !== undefined && this.#pending[0].first > this.end) {
       request = { from: this.end, limit: Math.min(this.#pending[0].first - this.end, this.#maxLines) };
+      this.emit('reload', LogFetchReason.LineGap);
     } else {
       if (this.#loaded) this.#setStatus('live');
       return;

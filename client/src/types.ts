@@ -5,7 +5,7 @@
  */
 import type { ClientToServerEvents, JsonObject, ServerToClientEvents } from '@topicgate/shared';
 import type { ManagerOptions, SocketOptions } from 'socket.io-client';
-import type { SubscriptionEndReason, SubscriptionResyncReason } from './codes.js';
+import type { LiveReloadReason, LogFetchReason, SubscriptionEndReason, SubscriptionResyncReason } from './codes.js';
 import type { TopicgateError } from './errors.js';
 
 // ---------------------------------------------------------------------------
@@ -157,6 +157,12 @@ export interface LiveEvents<S> {
   status(status: LiveStatus, previous: LiveStatus): void;
   /** A load failed (`load_failed`, retried with backoff) or the source reported a failure. */
   error(error: TopicgateError): void;
+  /**
+   * The snapshot will be loaded again, and why: a resync of the source or
+   * something the messages showed. Not emitted for the first load; reasons
+   * that arrive while a load is under way share the next one.
+   */
+  reload(reason: SubscriptionResyncReason | LiveReloadReason): void;
 }
 
 /** Options shared by live collections and live resources. `Item` is the state, `M` the message. */
@@ -269,6 +275,12 @@ export interface LogTailEvents {
   status(status: LiveStatus, previous: LiveStatus): void;
   /** A REST request failed (`load_failed`, retried with backoff) or the source reported a failure. */
   error(error: TopicgateError): void;
+  /**
+   * Lines will be fetched over REST after the first load, and why: the last
+   * lines again after a resync of the source, or the lines missing between
+   * two appends (`line_gap`).
+   */
+  reload(reason: SubscriptionResyncReason | LogFetchReason): void;
 }
 
 // ---------------------------------------------------------------------------

@@ -207,7 +207,7 @@ describe('live collection under adversarial delivery', () => {
 // ---------------------------------------------------------------------------
 // The rules one at a time
 
-function setup(mode: Mode = 'whole', initial: number[] = [10, 20]) {
+function setup(mode: Mode = 'whole', initial: number[] = [10, 20], maxHeld?: number) {
   const db = new Database(mode);
   for (const v of initial) db.create(v);
   const source = new FakeSource<Msg>();
@@ -220,16 +220,19 @@ function setup(mode: Mode = 'whole', initial: number[] = [10, 20]) {
     sort: byId,
     retryDelay: 5,
     retryDelayMax: 10,
+    ...(maxHeld === undefined ? {} : { maxHeld }),
   });
   const errors: TopicgateError[] = [];
   collection.on('error', (e) => errors.push(e));
+  const reloads: string[] = [];
+  collection.on('reload', (reason) => reloads.push(reason));
   open.push(collection);
-  return { db, source, rest, collection, errors };
+  return { db, source, rest, collection, errors, reloads };
 }
 
 describe('live collection', () => {
   it('loads nothing before its subscription is live, then loads once', async () => {
-    const { source, rest, collection } = setup();
+    const { source, rest, collection, reloads } = setup();
     await ticks();
     expect(rest.calls).toBe(0);
     expect(collection.status).toBe('subscribing');
@@ -240,6 +243,7 @@ describe('live collection', () => {
     await ticks();
     expect(collection.status).toBe('live');
     expect(collection.items.map((r) => r.value)).toEqual([10, 20]);
+    expect(reloads).toEqual([]); // the first load is not a reload
   });
 
   it('holds messages that arrive during the load and applies only those newer than the snapshot', async () => {
@@ -274,13 +278,14 @@ describe('live collection', () => {
   });
 
   it('reloads on a version gap', async () => {
-    const { db, source, rest, collection } = setup('patches');
+    const { db, source, rest, collection, reloads } = setup('patches');
     source.ready();
     rest.respondAll();
     await ticks();
     db.update(0, 11); // lost
     source.push(db.update(0, 12)!);
     expect(rest.calls).toBe(2);
+    expect(reloads).toEqual(['version_gap']);
     // A patch on a stale base is not applied: the row stays as it was until the reload.
     expect(collection.get(1)?.value).toBe(10);
     rest.respondAll();
@@ -289,7 +294,7 @@ describe('live collection', () => {
   });
 
   it('reloads on a version regression of a live item', async () => {
-    const { db, source, rest } = setup();
+    const { db, source, rest, reloads } = setup();
     source.ready();
     rest.respondAll();
     await ticks();
@@ -300,13 +305,16 @@ describe('live collection', () => {
     expect(rest.calls).toBe(1);
     source.push({ ...v2, body: { ...v2.body, version: 1 } });
     expect(rest.calls).toBe(2);
+    expect(reloads).toEqual(['version_regression']);
   });
 
   it('coalesces reloads: one in flight, at most one queued', async () => {
-    const { db, source, rest, collection } = setup();
+    const { db, source, rest, collection, reloads } = setup();
     source.ready();
     for (let i = 0; i < 5; i++) source.resync();
     expect(rest.calls).toBe(1);
+    // Every reason is told, even those that share a load.
+    expect(reloads).toEqual(['overflow', 'overflow', 'overflow', 'overflow', 'overflow']);
     rest.respond(0);
     await ticks();
     // The queued one starts once the first is in.
@@ -331,6 +339,22 @@ describe('live collection', () => {
     await ticks();
     expect(collection.get(1)?.value).toBe(50);
     expect(collection.status).toBe('live');
+  });
+
+  it('tells why it reloads: held messages past maxHeld, and reload() itself', async () => {
+    const { db, source, rest, collection, reloads } = setup('whole', [10, 20], 3);
+    source.ready();
+    for (let i = 0; i < 4; i++) source.push(db.update(0, 30 + i)!);
+    expect(reloads).toEqual(['held_overflow']);
+    rest.respond(0);
+    await ticks();
+    expect(rest.calls).toBe(2); // the held messages were dropped: a later snapshot replaces them
+    rest.respondAll();
+    await ticks();
+    expect(collection.get(1)?.value).toBe(33);
+    collection.reload();
+    expect(reloads).toEqual(['held_overflow', 'requested']);
+    expect(rest.calls).toBe(3);
   });
 
   it('backs off when REST fails, reports load_failed, and recovers', async () => {
@@ -413,6 +437,24 @@ describe('live collection', () => {
     rest.respondAll();
     await ticks();
     source.push(created);
+    await ticks();
+    expect(collection.items).toEqual([]);
+  });
+
+  it('reloads when a row that vanished from a snapshot comes back with a newer version', async () => {
+    const { db, source, rest, collection, reloads } = setup('whole+deletes', [1]);
+    source.ready();
+    rest.respondAll();
+    await ticks();
+    const updated = db.update(0, 2)!; // v2, held back by the network
+    db.remove(0); // its message is lost; the resync says so
+    source.resync('seq_gap');
+    rest.respondAll();
+    await ticks();
+    expect(collection.items).toEqual([]);
+    source.push(updated); // newer than anything seen, about a row the snapshot no longer has
+    expect(reloads).toEqual(['seq_gap', 'reappeared']);
+    rest.respondAll();
     await ticks();
     expect(collection.items).toEqual([]);
   });
@@ -514,8 +556,11 @@ describe('live resource without versions', () => {
     await ticks();
     expect(resource.value).toEqual({ state: 'running', step: 2 });
     expect(rest.calls).toBe(1);
+    const reloads: string[] = [];
+    resource.on('reload', (reason) => reloads.push(reason));
     source.push({ key: 'b', body: { state: 'pending' }, seq: 2 });
     expect(rest.calls).toBe(2);
+    expect(reloads).toEqual(['invalid_transition']);
     build = { state: 'finished', result: 'success' };
     rest.respondAll();
     await ticks();

@@ -76,8 +76,10 @@ function setup(options: { maxLines?: number; tailLines?: number; initial?: numbe
   tail.on('error', (e) => errors.push(e));
   const mirror = new Mirror();
   tail.on('change', (change) => mirror.apply(change));
+  const reloads: string[] = [];
+  tail.on('reload', (reason) => reloads.push(reason));
   open.push(tail);
-  return { log, source, network, rest, tail, errors, mirror };
+  return { log, source, network, rest, tail, errors, mirror, reloads };
 }
 
 type Op =
@@ -193,13 +195,16 @@ describe('log tail', () => {
   });
 
   it('fills a gap over REST when a chunk was lost', async () => {
-    const { log, source, rest, tail } = setup({ initial: 5 });
+    const { log, source, rest, tail, reloads } = setup({ initial: 5 });
     source.ready();
     rest.respondAll();
     await ticks();
+    expect(reloads).toEqual([]); // the first load is not a reload
     log.append(3); // lost
     source.push(log.append(2));
+    source.push(log.append(1)); // still past the gap: the fill under way covers it
     expect(rest.pending.map((c) => c.request)).toEqual([{ from: 5, limit: 3 }]);
+    expect(reloads).toEqual(['line_gap']);
     expect(tail.end).toBe(5);
     rest.respondAll();
     await ticks();
@@ -208,12 +213,13 @@ describe('log tail', () => {
   });
 
   it('after a resync, extends the window with what was missed', async () => {
-    const { log, source, rest, tail } = setup({ initial: 5 });
+    const { log, source, rest, tail, reloads } = setup({ initial: 5 });
     source.ready();
     rest.respondAll();
     await ticks();
     log.append(3); // lost, and nothing comes after it to show the gap
-    source.resync();
+    source.resync('reconnected');
+    expect(reloads).toEqual(['reconnected']);
     rest.respondAll();
     await ticks();
     expect(tail.lines).toEqual(log.lines);

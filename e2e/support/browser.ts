@@ -69,7 +69,7 @@ export interface PageChrome {
   connectionText: string;
   /** Times a view was reloaded from REST after its first load; the mark is hidden while 0 (and no gap was filled). */
   reloads: number;
-  /** Why the last reload happened: a resync's reason (`reconnected`, `resubscribed`, …) or `gap` (a version gap in the messages). */
+  /** Why the last reload happened: the SDK's `reload` reason (`reconnected`, `resubscribed`, `version_gap`, …). */
   reloadReason: string;
   /** Every such reason seen so far. */
   reloadReasons: string[];

@@ -187,21 +187,25 @@ const REASONS = {
   resubscribed: 'this page reconnected to the gateway',
   seq_gap: 'a message went missing',
   restarted: 'the gateway restarted a subscription',
-  gap: 'messages arrived out of order',
+  version_gap: 'a message skipped versions (out of order, or lost)',
+  version_regression: 'an older message arrived after a newer one',
+  invalid_transition: 'messages arrived out of order',
+  reappeared: 'a build the last snapshot no longer had came back',
+  held_overflow: 'too many messages arrived during a load',
+  requested: 'the page asked for it',
 };
 
 /**
  * Counts the times views were reloaded from REST after their first load, and
  * shows it discreetly: "↻ reloaded 2× · 12:03:04". Views reload on their own
- * (that is the SDK's job); the mark only makes it visible. A reload that
- * follows a resync is labelled with its reason; one without (a version gap
- * spotted in the messages themselves) as out-of-order messages.
+ * (that is the SDK's job, and its `reload` event says why); the mark only
+ * makes it visible. Log lines fetched to close a gap between two appends are
+ * counted apart: they are a repair, not a reload.
  */
 export class ReloadMark {
   #element;
   #reloads = 0;
   #fills = 0;
-  #pendingReason;
   #lastReason = '';
   /** Every reason seen, in order of first appearance. */
   #reasons = new Set();
@@ -211,46 +215,19 @@ export class ReloadMark {
     this.#element = element;
   }
 
-  /** Wraps a message source so that its resyncs are seen on the way to the view. */
-  watch(source) {
-    return {
-      open: (sink) =>
-        source.open({
-          ready: () => sink.ready(),
-          message: (message) => sink.message(message),
-          error: (error) => sink.error(error),
-          resync: (reason) => {
-            this.#pendingReason = reason;
-            sink.resync(reason);
-          },
-        }),
-    };
-  }
-
-  /** Wraps a view's `load` so that each successful load after the first counts as a reload. */
-  load(load) {
-    let loadedOnce = false;
-    return async (...args) => {
-      const result = await load(...args);
-      if (loadedOnce) this.#reloaded();
-      loadedOnce = true;
-      return result;
-    };
-  }
-
-  /** A log tail fetched lines it had missed (a gap between two appends). */
-  filled() {
-    this.#fills++;
-    this.#render();
-  }
-
-  #reloaded() {
-    this.#reloads++;
-    this.#lastReason = this.#pendingReason ?? 'gap';
-    this.#reasons.add(this.#lastReason);
-    this.#pendingReason = undefined;
-    this.#lastAt = clockTime(new Date());
-    this.#render();
+  /** Shows the reloads of a live collection, live resource or log tail. */
+  follow(view) {
+    view.on('reload', (reason) => {
+      if (reason === 'line_gap') this.#fills++;
+      else {
+        this.#reloads++;
+        this.#lastReason = reason;
+        this.#reasons.add(reason);
+        this.#lastAt = clockTime(new Date());
+      }
+      this.#render();
+    });
+    return view;
   }
 
   #render() {

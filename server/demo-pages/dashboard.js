@@ -36,14 +36,15 @@ client.on('state', (state) => {
 });
 
 const builds = new topicgate.LiveCollection({
-  source: mark.watch(client.source('builds.#')),
-  load: mark.load(async (signal) => {
+  source: client.source('builds.#'),
+  load: async (signal) => {
     const response = await fetch('/api/builds', { signal });
     if (!response.ok) throw new Error(`GET /api/builds answered HTTP ${response.status}`);
     return response.json();
-  }),
+  },
   sort: (a, b) => b.id - a.id,
 });
+mark.follow(builds);
 builds.on('change', render);
 builds.on('status', (status) => {
   if (status === 'live') problems.clear('builds');

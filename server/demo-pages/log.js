@@ -52,14 +52,15 @@ function start(buildId) {
 
   // ---- The header: a live resource -------------------------------------------------
   const build = new topicgate.LiveResource({
-    source: mark.watch(client.source(`builds.${buildId}.*`)),
-    load: mark.load(async (signal) => {
+    source: client.source(`builds.${buildId}.*`),
+    load: async (signal) => {
       const response = await fetch(`/api/builds/${buildId}`, { signal });
       if (response.status === 404) return null;
       if (!response.ok) throw new Error(`GET /api/builds/${buildId} answered HTTP ${response.status}`);
       return response.json();
-    }),
+    },
   });
+  mark.follow(build);
   build.on('change', (value) => renderHeader(buildId, value));
   build.on('status', (status) => {
     if (status === 'live') problems.clear('build');
@@ -84,20 +85,12 @@ function start(buildId) {
     if (!response.ok) throw new Error(`GET /api/logs/${buildId}/lines answered HTTP ${response.status}`);
     return response.json();
   };
-  const loadTail = mark.load(fetchLines);
   const tail = new topicgate.LogTail({
-    source: mark.watch(client.source(`logs.${buildId}.append`)),
-    load: async (request, signal) => {
-      // Without `from`: the last lines (at start, and again after a resync).
-      if (request.from === undefined) return loadTail(request, signal);
-      // From the end of the window: lines that never arrived as messages. Before it: "Load earlier lines".
-      const gap = request.from >= tail.end;
-      const chunk = await fetchLines(request, signal);
-      if (gap) mark.filled();
-      return chunk;
-    },
+    source: client.source(`logs.${buildId}.append`),
+    load: fetchLines,
     maxLines: 20_000,
   });
+  mark.follow(tail);
   tail.on('change', paint);
   tail.on('status', (status) => {
     if (status === 'live') problems.clear('log');
