@@ -66,6 +66,8 @@ export class ClientSession {
   private pendingSubscribes = 0;
   private closed = false;
   private expiryTimer: NodeJS.Timeout | null = null;
+  /** Kinds of client mistakes already logged as warnings for this socket. */
+  private readonly warned = new Set<string>();
 
   constructor(
     private readonly socket: Socket,
@@ -120,7 +122,8 @@ export class ClientSession {
       });
     } catch (err) {
       sub.live = false;
-      const message = err instanceof UnavailableError ? err.message : `the broker refused the subscription: ${(err as Error).message}`;
+      // The broker's own words name users, vhosts and queues: they go to the log, not to browsers.
+      const message = err instanceof UnavailableError ? err.message : 'the broker refused the subscription; retry later (the gateway logged why)';
       sub.log.warn({ err: (err as Error).message }, 'subscribe failed');
       return this.refuse(reply, { code: ErrorCode.Unavailable, message });
     } finally {
@@ -158,6 +161,8 @@ export class ClientSession {
     }
     await this.stop(sub);
     sub.log.debug('unsubscribed');
+    // Deliveries batched before the queue went come first: nothing follows the ack.
+    this.outbox.writePending();
     reply({ ok: true });
   }
 
@@ -189,7 +194,7 @@ export class ClientSession {
   private resync(sub: Subscription, reason: ResyncReason): void {
     if (!sub.live || this.closed) return;
     this.deps.metrics.resyncs.inc({ reason });
-    this.socket.emit(ServerEvent.Resync, { id: sub.id, reason });
+    this.outbox.emit(ServerEvent.Resync, { id: sub.id, reason });
   }
 
   private onConsumerEnded(sub: Subscription, reason: ConsumerEndReason, detail: string): void {
@@ -200,13 +205,13 @@ export class ClientSession {
     if (!this.subscriptions.delete(sub.id)) return; // still being declared: subscribe() sees !live
     this.deps.metrics.subscriptions.dec();
     const notice = reason === 'closed' ? UnsubscribedReason.Shutdown : UnsubscribedReason.QueueDeleted;
-    if (!this.closed) this.socket.emit(ServerEvent.Unsubscribed, { id: sub.id, reason: notice });
+    if (!this.closed) this.outbox.emit(ServerEvent.Unsubscribed, { id: sub.id, reason: notice });
   }
 
   /** Server-initiated end: delete the queue, then tell the client. */
   private async end(sub: Subscription, reason: UnsubscribedReason): Promise<void> {
     await this.stop(sub);
-    if (!this.closed) this.socket.emit(ServerEvent.Unsubscribed, { id: sub.id, reason });
+    if (!this.closed) this.outbox.emit(ServerEvent.Unsubscribed, { id: sub.id, reason });
   }
 
   private async stop(sub: Subscription): Promise<void> {
@@ -253,7 +258,6 @@ export class ClientSession {
     reply({ ok: false, error });
   }
 
-  /** Runs a handler that must answer through `ack`; a client that sent no callback gets nothing and a log line. */
   /**
    * Runs a client event's handler. Protocol v1 events carry exactly one
    * payload and an acknowledgement callback; without a callback nobody can be
@@ -263,7 +267,7 @@ export class ClientSession {
   private handle(event: string, args: unknown[], handler: (payload: unknown, reply: AckFn) => Promise<void>): void {
     const ack = args[args.length - 1];
     if (typeof ack !== 'function') {
-      this.log.warn({ event }, `ignored "${event}" sent without an acknowledgement callback; protocol v1 requires one`);
+      this.warnOnce('no-ack', { event }, `ignored "${event}" sent without an acknowledgement callback; protocol v1 requires one`);
       return;
     }
     const reply = ack as AckFn;
@@ -277,9 +281,16 @@ export class ClientSession {
     });
   }
 
+  /** A client's repeated mistake is logged once as a warning, then at debug: one socket cannot flood the log. */
+  private warnOnce(kind: string, fields: Record<string, unknown>, message: string): void {
+    if (this.warned.has(kind)) return this.log.debug(fields, message);
+    this.warned.add(kind);
+    this.log.warn(fields, `${message} (further ones from this socket are logged at debug)`);
+  }
+
   private onUnknownEvent(event: string, args: unknown[]): void {
     if (KNOWN_EVENTS.has(event)) return;
-    this.log.warn({ event }, 'ignored an unknown event');
+    this.warnOnce('unknown-event', { event: String(event).slice(0, 100) }, 'ignored an unknown event');
     const ack = args[args.length - 1];
     if (typeof ack === 'function') {
       ack({ ok: false, error: { code: ErrorCode.BadRequest, message: `unknown event "${String(event).slice(0, 100)}"; protocol v1 has ${[...KNOWN_EVENTS].join(', ')}` } });

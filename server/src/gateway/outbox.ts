@@ -15,8 +15,13 @@
  * decides to drop. Past `limitBytes` of waiting deliveries the outbox drops
  * and remembers which subscriptions lost messages; once the transport drains
  * it tells each of them `resync { reason: "overflow" }`.
+ *
+ * Control events about a subscription (`resync`, `unsubscribed`, the
+ * unsubscribe ack) go out through here too, behind the deliveries already
+ * queued: engine.io keeps the order of what it is given, so a client never
+ * sees a notice before the messages that preceded it.
  */
-import { ResyncReason, ServerEvent } from '@topicgate/shared';
+import { ResyncReason, ServerEvent, type ServerToClientEvents } from '@topicgate/shared';
 import type { Socket } from 'socket.io';
 import type { Metrics } from '../metrics.js';
 
@@ -73,6 +78,24 @@ export class Outbox {
     this.schedule();
   }
 
+  /** Sends a control event behind every delivery queued so far. */
+  emit<E extends typeof ServerEvent.Resync | typeof ServerEvent.Unsubscribed>(event: E, ...args: Parameters<ServerToClientEvents[E]>): void {
+    this.writePending();
+    this.socket.emit(event, ...args);
+  }
+
+  /** Writes the deliveries queued so far now, ahead of whatever the caller sends next (e.g. an ack). */
+  writePending(): void {
+    if (this.batch.length === 0 || !this.socket.connected) return;
+    const batch = this.batch;
+    this.metrics.deliveries.inc(batch.length);
+    this.metrics.deliveredBytes.inc(this.batchBytes);
+    this.batch = [];
+    this.batchBytes = 0;
+    this.inFlight = true;
+    this.socket.conn.write(FRAME_START + batch.join(',') + FRAME_END);
+  }
+
   /** Unhooks from the transport; pending deliveries are discarded with the socket. */
   dispose(): void {
     this.transport?.off('drain', this.onDrain);
@@ -92,16 +115,12 @@ export class Outbox {
   private readonly flush = (): void => {
     this.scheduled = false;
     if (!this.socket.connected) return this.dispose();
-    if (this.batch.length > 0) {
-      const batch = this.batch;
-      this.metrics.deliveries.inc(batch.length);
-      this.metrics.deliveredBytes.inc(this.batchBytes);
-      this.batch = [];
-      this.batchBytes = 0;
-      this.inFlight = true;
-      this.socket.conn.write(FRAME_START + batch.join(',') + FRAME_END);
-    }
-    if (!this.inFlight) this.announceOverflow();
+    this.writePending();
+    // Now, not only when the transport drains with nothing queued: a client
+    // that keeps another subscription busy would otherwise never hear of it.
+    // Behind the frame just written, which holds every delivery the overflowed
+    // streams got before their first drop.
+    this.announceOverflow();
   };
 
   private readonly onDrain = (): void => {

@@ -35,6 +35,14 @@ export function createSocketServer(http: HttpServer, options: SocketServerOption
   const io: GatewaySocketServer = new Server(http, {
     maxHttpBufferSize: options.maxPayloadBytes,
     cors: { origin: options.corsOrigins },
+    // CORS headers only guard HTTP requests; a page may open a WebSocket to
+    // any origin. Refuse browsers (the only senders of Origin) from elsewhere.
+    allowRequest: (req, callback) => {
+      const origin = req.headers.origin;
+      const allowed = options.corsOrigins === true || origin === undefined || options.corsOrigins.includes(origin);
+      if (!allowed) log.info({ address: req.socket.remoteAddress, origin }, 'refused a connection from an origin not in TOPICGATE_CORS_ORIGINS');
+      callback(allowed ? null : 'origin not allowed', allowed);
+    },
     serveClient: false,
   });
   const sessions = new Set<ClientSession>();

@@ -149,6 +149,18 @@ describe('limits and CORS', () => {
     const other = await fetch(`${gateway.url}/healthz`, { headers: { origin: 'https://evil.example' } });
     expect(other.headers.get('access-control-allow-origin')).toBeNull();
   });
+
+  it('refuses WebSocket connections from other origins, which CORS headers alone would not stop', async () => {
+    const connects = (origin: string) => {
+      const socket = io(gateway.url, { auth: { token: token() }, transports: ['websocket'], reconnection: false, forceNew: true, extraHeaders: { origin } });
+      return new Promise<boolean>((resolve) => {
+        socket.once('connect', () => resolve(true));
+        socket.once('connect_error', () => resolve(false));
+      }).finally(() => socket.close());
+    };
+    expect(await connects('https://evil.example')).toBe(false);
+    expect(await connects('https://app.example')).toBe(true);
+  });
 });
 
 describe('topicgate token', () => {
