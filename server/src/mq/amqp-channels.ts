@@ -56,6 +56,8 @@ export class ChannelSet {
   private opening: Promise<PooledChannel> | null = null;
   private publisherChannel: Promise<ConfirmChannel> | null = null;
   private readonly dead = new WeakSet<Channel>();
+  /** The broker's reason for each channel it closed: amqplib fails what was pending with a bare "channel closed". */
+  private readonly closeReasons = new WeakMap<Channel, Error>();
   private disposed = false;
 
   constructor(
@@ -143,6 +145,11 @@ export class ChannelSet {
     void pooled.channel.close().catch(() => undefined);
   }
 
+  /** Why the broker closed this channel (reply code and text), if it did. */
+  closeReason(channel: Channel): Error | undefined {
+    return this.closeReasons.get(channel);
+  }
+
   /** The connection is gone: nothing here is usable any more. */
   dispose(): void {
     this.disposed = true;
@@ -192,7 +199,13 @@ export class ChannelSet {
 
   private async open(confirm: boolean, onClose: () => void): Promise<Channel> {
     const channel = confirm ? await this.connection.createConfirmChannel() : await this.connection.createChannel();
-    channel.on('error', (err: Error) => this.log.debug({ err: err.message }, 'channel closed by the broker'));
+    // Only a channel the broker closes (or amqplib for a protocol error) emits
+    // `error`; a connection loss closes channels without one. An operator
+    // needs the reply code and text to see what was refused.
+    channel.on('error', (err: Error) => {
+      this.closeReasons.set(channel, err);
+      this.log.warn({ code: (err as { code?: unknown }).code, err: err.message }, 'the broker closed a channel');
+    });
     channel.on('close', onClose);
     return channel;
   }

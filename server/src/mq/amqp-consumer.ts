@@ -32,6 +32,8 @@ export class AmqpConsumer implements Consumer, PoolMember {
   private pooled: PooledChannel | null = null;
   private consumerTag: string | null = null;
   private stopped = false;
+  /** The re-declare in flight after a reconnect: an unsubscribe waits for it, so the queue is gone when it resolves. */
+  private restarting: Promise<void> | null = null;
   private readonly persistent: boolean;
 
   constructor(
@@ -46,17 +48,21 @@ export class AmqpConsumer implements Consumer, PoolMember {
 
   /** Declare, bind, consume. On failure nothing is left behind: no queue, no pool slot. */
   async start(channels: ChannelSet): Promise<void> {
+    let step = 'declare';
     try {
-      await this.declare(channels);
-    } catch (err) {
-      throw this.failure('declare and bind', err);
-    }
-    try {
+      await this.declareQueue(channels);
+      step = 'bind';
+      await this.bind(channels);
+      step = 'consume from';
       await this.consume(channels);
     } catch (err) {
-      if (!this.persistent) await this.deleteQueue(channels);
-      throw this.failure('consume from', err);
+      // Only a queue we declared is ours to delete; a refused declare may be about someone else's.
+      if (step !== 'declare' && !this.persistent) await this.deleteQueue(channels);
+      throw this.failure(step, err);
     }
+    // Stopped meanwhile (an unsubscribe racing the re-declare after a reconnect):
+    // its delete may have run before our declare, so the queue is ours to delete.
+    if (this.stopped && !this.persistent) await this.deleteQueue(channels);
   }
 
   /**
@@ -72,15 +78,19 @@ export class AmqpConsumer implements Consumer, PoolMember {
       this.pooled = null;
       this.consumerTag = null;
       try {
-        await this.start(channels);
-        if (!this.persistent) this.options.onResync?.();
+        this.restarting = this.start(channels);
+        await this.restarting;
+        if (!this.persistent && !this.stopped) this.options.onResync?.();
         return;
       } catch (err) {
+        if (this.stopped) return; // unsubscribed meanwhile; start() left nothing behind
         if (!/RESOURCE_LOCKED/.test(describe(err)) || Date.now() > deadline) {
           this.end('broker_error', `could not declare the queue again after a reconnect: ${describe(err)}`);
           return;
         }
         await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 250 * 2 ** attempt)));
+      } finally {
+        this.restarting = null;
       }
     }
   }
@@ -92,6 +102,7 @@ export class AmqpConsumer implements Consumer, PoolMember {
     const channels = this.host.channels;
     this.leavePool(true);
     if (!this.persistent && channels) await this.deleteQueue(channels);
+    await this.restarting?.catch(() => undefined); // it deletes what it declared once it sees us stopped
   }
 
   /** PoolMember: our pooled channel was closed by a broker error caused by someone else's operation. */
@@ -102,24 +113,28 @@ export class AmqpConsumer implements Consumer, PoolMember {
     const channels = this.host.channels;
     if (!channels) return; // the reconnect restarts us
     this.consume(channels).catch((err: unknown) => {
-      this.end(isNotFound(err, this.queue) ? 'queue_deleted' : 'broker_error', `could not consume again after a channel loss: ${describe(err)}`);
+      this.end(isNotFound(err, 'queue', this.queue) ? 'queue_deleted' : 'broker_error', `could not consume again after a channel loss: ${describe(err)}`);
+    });
+  }
+
+  private async declareQueue(channels: ChannelSet): Promise<void> {
+    await channels.withOperationChannel(async (ch) => {
+      await ch.assertQueue(this.queue, this.persistent ? { durable: true } : { exclusive: true, durable: false });
     });
   }
 
   /**
    * A bind that fails because the exchange is gone (deleted from outside)
    * declares the exchange and binds again: declaring is always safe, and a
-   * missing exchange would otherwise fail every subscribe.
+   * missing exchange would otherwise fail every subscribe. A 404 about our
+   * queue (deleted meanwhile) is no reason to touch the exchange.
    */
-  private async declare(channels: ChannelSet): Promise<void> {
+  private async bind(channels: ChannelSet): Promise<void> {
     const { exchange } = this.host;
-    await channels.withOperationChannel(async (ch) => {
-      await ch.assertQueue(this.queue, this.persistent ? { durable: true } : { exclusive: true, durable: false });
-    });
     try {
       await channels.withOperationChannel((ch) => ch.bindQueue(this.queue, exchange, this.pattern));
     } catch (err) {
-      if (amqpCode(err) !== NOT_FOUND) throw err;
+      if (!isNotFound(err, 'exchange', exchange)) throw err;
       this.host.log.warn({ exchange }, 'the exchange is missing (deleted from outside?); declaring it again');
       await channels.withOperationChannel(async (ch) => {
         await ch.assertExchange(exchange, 'topic', { durable: true });
@@ -138,7 +153,7 @@ export class AmqpConsumer implements Consumer, PoolMember {
       pooled.members.add(this);
     } catch (err) {
       channels.releaseSlot(pooled);
-      if (retry && !isNotFound(err, this.queue) && this.host.channels === channels) return this.consume(channels, false);
+      if (retry && !isNotFound(err, 'queue', this.queue) && this.host.channels === channels) return this.consume(channels, false);
       throw err;
     }
     if (this.stopped) this.leavePool(true); // stopped while the consume was in flight
@@ -238,9 +253,12 @@ function amqpCode(err: unknown): number | undefined {
   return typeof code === 'number' ? code : undefined;
 }
 
-/** A 404 about this queue (not a channel closed by somebody else's 404). */
-function isNotFound(err: unknown, queue: string): boolean {
-  return amqpCode(err) === NOT_FOUND && describe(err).includes(`'${queue}'`);
+/**
+ * A 404 about this queue or exchange: RabbitMQ's reply text names it ("no
+ * queue 'q' in vhost '/'"). Not a channel closed by somebody else's 404.
+ */
+function isNotFound(err: unknown, kind: 'queue' | 'exchange', name: string): boolean {
+  return amqpCode(err) === NOT_FOUND && describe(err).includes(`no ${kind} '${name}'`);
 }
 
 export function describe(err: unknown): string {

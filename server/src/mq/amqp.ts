@@ -48,6 +48,16 @@ export interface AmqpConnectorOptions {
   log: Logger;
 }
 
+const PRECONDITION_FAILED = 406;
+
+/**
+ * The exchange exists with another type or durability. Every node of a
+ * cluster shares it, so trying other URLs cannot help: an operator must act.
+ * It is an UnavailableError all the same: the gateway serves as unready and
+ * keeps retrying, and the CLI prints the message rather than a stack.
+ */
+export class ExchangeConflictError extends UnavailableError {}
+
 export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqConnector, ConsumerHost {
   readonly kind = 'amqp';
   private connection: ChannelModel | null = null;
@@ -77,7 +87,8 @@ export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqCo
       await connector.open();
     } catch (err) {
       if (!keepTrying) throw err;
-      options.log.error({ err: describe(err) }, 'the broker is unreachable at start; serving as unready (/readyz 503) and retrying');
+      const what = err instanceof ExchangeConflictError ? 'the exchange cannot be declared' : 'the broker is unreachable at start';
+      options.log.error({ err: describe(err) }, `${what}; serving as unready (/readyz 503) and retrying`);
       connector.scheduleReconnect(0);
     }
     return connector;
@@ -127,15 +138,14 @@ export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqCo
     const keyError = routingKeyError(key);
     if (keyError) throw new TypeError(keyError);
     const content = Buffer.from(encodeBody(body));
-    const channel = await this.requireChannels().publisher();
+    const channels = this.requireChannels();
+    const channel = await channels.publisher();
     await new Promise<void>((resolve, reject) => {
-      channel.publish(
-        this.options.exchange,
-        key,
-        content,
-        { contentType: 'application/json', persistent: true },
-        (err) => (err ? reject(new BrokerOperationError(`the broker did not confirm the message to "${key}": ${describe(err)}`)) : resolve()),
-      );
+      channel.publish(this.options.exchange, key, content, { contentType: 'application/json', persistent: true }, (err) => {
+        if (!err) return resolve();
+        const reason = channels.closeReason(channel) ?? err; // "channel closed" alone does not say why
+        reject(new BrokerOperationError(`the broker did not confirm the message to "${key}": ${describe(reason)}`));
+      });
     });
   }
 
@@ -189,19 +199,38 @@ export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqCo
           prefetch: this.options.persistentPrefetch ?? 100,
         }, log);
         await channels.warmUp();
-        // Declaring is always safe and creates the exchange on a fresh broker.
-        await channels.withOperationChannel((ch) => ch.assertExchange(this.options.exchange, 'topic', { durable: true }));
+        await this.declareExchange(channels);
+        if (this.closing) {
+          // close() ran while we were connecting: nobody else will close this connection.
+          await connection.close().catch(() => undefined);
+          return;
+        }
         this.connection = connection;
         this.channelSet = channels;
         log.info({ url: redact(url), exchange: this.options.exchange }, 'connected to the broker');
         return;
       } catch (err) {
-        failures.push(`${redact(url)}: ${describe(err)}`);
         await connection?.close().catch(() => undefined);
+        if (err instanceof ExchangeConflictError) throw err;
+        failures.push(`${redact(url)}: ${describe(err)}`);
         this.urlIndex = (this.urlIndex + 1) % urls.length;
       }
     }
     throw new UnavailableError(`could not connect to the broker (${failures.join('; ')}); check TOPICGATE_AMQP_URL and that RabbitMQ is running`);
+  }
+
+  /** Declaring is always safe and creates the exchange on a fresh broker; it fails only if one of another kind is in the way. */
+  private async declareExchange(channels: ChannelSet): Promise<void> {
+    const { exchange } = this.options;
+    try {
+      await channels.withOperationChannel((ch) => ch.assertExchange(exchange, 'topic', { durable: true }));
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== PRECONDITION_FAILED) throw err;
+      throw new ExchangeConflictError(
+        `the exchange "${exchange}" exists on the broker but is not the durable topic exchange topicgate needs (${describe(err)}). ` +
+          `Set TOPICGATE_EXCHANGE to another name, or delete the exchange "${exchange}" (if nothing else uses it) so topicgate can declare it`,
+      );
+    }
   }
 
   private onConnectionClosed(connection: ChannelModel, err?: Error): void {
@@ -217,6 +246,7 @@ export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqCo
   }
 
   private scheduleReconnect(attempt: number): void {
+    if (this.closing) return;
     const { initial, max } = this.options.reconnectDelayMs ?? { initial: 200, max: 10_000 };
     this.reconnectTimer = setTimeout(() => void this.reconnect(attempt), backoffDelay(attempt, initial, max));
   }
@@ -227,10 +257,13 @@ export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqCo
     try {
       await this.open();
     } catch (err) {
-      this.options.log.warn({ attempt: attempt + 1, err: describe(err) }, 'reconnect failed; will retry');
+      // An exchange in the way needs an operator, not patience: say so at error.
+      if (err instanceof ExchangeConflictError) this.options.log.error({ attempt: attempt + 1, err: err.message }, 'the exchange cannot be declared; will retry');
+      else this.options.log.warn({ attempt: attempt + 1, err: describe(err) }, 'reconnect failed; will retry');
       this.scheduleReconnect(attempt + 1);
       return;
     }
+    if (this.closing) return; // closed while connecting; open() closed what it opened
     // Declare every live consumer's queue again under the same name; each may have lost messages meanwhile.
     const channels = this.channelSet!;
     await Promise.all([...this.consumers].map((consumer) => consumer.restart(channels)));

@@ -145,3 +145,28 @@ export async function eventually(probe: () => Promise<boolean>, what: string, ti
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
+
+/** Permission regexes of a broker user on the default vhost, in rabbitmqctl's order. */
+export interface BrokerPermissions {
+  configure: string;
+  write: string;
+  read: string;
+}
+
+/** Creates a broker user with these permissions, as an operator would; remove it with `deleteBrokerUser`. */
+export async function addBrokerUser(name: string, password: string, permissions: BrokerPermissions): Promise<void> {
+  await run('rabbitmqctl', ['-q', 'add_user', name, password]);
+  await run('rabbitmqctl', ['-q', 'set_permissions', '-p', '/', name, permissions.configure, permissions.write, permissions.read]);
+}
+
+export async function deleteBrokerUser(name: string): Promise<void> {
+  await run('rabbitmqctl', ['-q', 'delete_user', name]);
+}
+
+/** TEST_AMQP_URL, logging in as another user. */
+export function testAmqpUrlAs(user: string, password: string): string {
+  const url = new URL(TEST_AMQP_URL);
+  url.username = user;
+  url.password = password;
+  return url.toString();
+}

@@ -1,0 +1,226 @@
+/**
+ * The AMQP connector when the broker says no, or says it at a bad moment:
+ * refused binds, an unsubscribe racing a re-declare, close() during a
+ * reconnect, an exchange of the wrong type, a publish to a deleted exchange.
+ * Every case runs against the real RabbitMQ; where a race has to be won on
+ * purpose, the test holds one step of the connector until the other has run.
+ */
+import { once } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import amqp, { type Channel } from 'amqplib';
+import pino, { type Logger } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { ChannelSet } from '../../src/mq/amqp-channels.js';
+import type { AmqpConsumer } from '../../src/mq/amqp-consumer.js';
+import { AmqpConnector, type AmqpConnectorOptions } from '../../src/mq/amqp.js';
+import { BrokerOperationError } from '../../src/mq/connector.js';
+import {
+  addBrokerUser,
+  closeConnections,
+  connectionCount,
+  deleteBrokerUser,
+  deleteExchange,
+  eventually,
+  listQueues,
+  quietLog,
+  requireBroker,
+  TEST_AMQP_URL,
+  testAmqpUrlAs,
+  uniqueName,
+  withAdminChannel,
+} from '../support/broker.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
+
+const exchanges: string[] = [];
+const users: string[] = [];
+const connectors: AmqpConnector[] = [];
+const proxies: TcpProxy[] = [];
+
+function options(overrides: Partial<AmqpConnectorOptions> = {}): AmqpConnectorOptions {
+  const exchange = uniqueName('topicgate-test');
+  exchanges.push(exchange);
+  return {
+    urls: [TEST_AMQP_URL],
+    exchange,
+    queuePrefix: `${uniqueName('topicgate.test')}.`,
+    connectionName: uniqueName('topicgate-faults'),
+    reconnectDelayMs: { initial: 20, max: 200 },
+    log: quietLog,
+    ...overrides,
+  };
+}
+
+async function connector(overrides: Partial<AmqpConnectorOptions> = {}): Promise<AmqpConnector> {
+  const mq = await AmqpConnector.connect(options(overrides));
+  connectors.push(mq);
+  return mq;
+}
+
+interface LogRecord {
+  level: number;
+  msg: string;
+  [field: string]: unknown;
+}
+
+/** A logger that keeps what it logs, for checking what an operator would read. */
+function recordingLog(): { log: Logger; records: LogRecord[] } {
+  const records: LogRecord[] = [];
+  const log = pino({ level: 'debug' }, { write: (line: string) => void records.push(JSON.parse(line) as LogRecord) });
+  return { log, records };
+}
+
+const WARN = 40;
+const ERROR = 50;
+
+beforeAll(requireBroker);
+afterEach(async () => {
+  vi.restoreAllMocks();
+  for (const mq of connectors.splice(0)) await mq.close();
+  for (const proxy of proxies.splice(0)) await proxy.close();
+});
+afterAll(async () => {
+  for (const exchange of exchanges.splice(0)) await deleteExchange(exchange);
+  for (const user of users.splice(0)) await deleteBrokerUser(user);
+});
+
+describe('a subscription the broker refuses', () => {
+  it('leaves no queue behind when the bind is refused (a user without read permission on the exchange)', async () => {
+    const user = uniqueName('topicgate-test-noread');
+    const password = randomBytes(8).toString('hex');
+    await addBrokerUser(user, password, { configure: '.*', write: '.*', read: '^$' });
+    users.push(user);
+    const { log, records } = recordingLog();
+    const mq = await connector({ urls: [testAmqpUrlAs(user, password)], log });
+
+    const refused = mq.startConsuming('builds.#', () => undefined);
+    await expect(refused).rejects.toThrow(BrokerOperationError);
+    await expect(refused).rejects.toThrow(/ACCESS_REFUSED/);
+    expect(await listQueues(mq.options.queuePrefix)).toEqual([]);
+    // The broker's reason for closing the operation channel reaches the log, code and text.
+    expect(records).toContainEqual(expect.objectContaining({ level: WARN, code: 403, err: expect.stringMatching(/ACCESS_REFUSED/) }));
+    expect(mq.isUp).toBe(true);
+  });
+
+  it('reports a queue deleted between its declare and its bind as such, not as a missing exchange', async () => {
+    const { log, records } = recordingLog();
+    const mq = await connector({ log });
+    // The queue vanishes just before each bind, as when an unsubscribe races a re-declare.
+    const channels = mq.channels!;
+    const lease = channels.withOperationChannel.bind(channels);
+    channels.withOperationChannel = <T>(operation: (channel: Channel) => Promise<T>) =>
+      lease(async (ch) => {
+        const bindQueue = ch.bindQueue;
+        ch.bindQueue = async (queue, source, pattern, args) => {
+          await ch.deleteQueue(queue);
+          return bindQueue.call(ch, queue, source, pattern, args);
+        };
+        try {
+          return await operation(ch);
+        } finally {
+          ch.bindQueue = bindQueue;
+        }
+      });
+
+    await expect(mq.startConsuming('builds.#', () => undefined)).rejects.toThrow(/no queue/);
+    expect(records.filter((r) => /exchange is missing/.test(r.msg))).toEqual([]);
+  });
+});
+
+describe('after a reconnect', () => {
+  it('an unsubscribe that lands while the queue is being declared again leaves no queue behind', async () => {
+    const mq = await connector();
+    const consumer = (await mq.startConsuming('builds.#', () => undefined)) as AmqpConsumer;
+    // The unsubscribe lands once the re-declare has begun (after it checked the
+    // consumer was live), and its queue.delete reaches the broker first.
+    const start = consumer.start.bind(consumer);
+    let unsubscribed: Promise<void> | undefined;
+    consumer.start = async (channels: ChannelSet) => {
+      consumer.start = start;
+      const operations = vi.spyOn(channels, 'withOperationChannel');
+      unsubscribed = consumer.stopConsuming();
+      await operations.mock.results[0]!.value; // the unsubscribe's queue.delete
+      operations.mockRestore();
+      await start(channels);
+    };
+
+    const up = once(mq, 'up');
+    await closeConnections(mq.options.connectionName, 'test: force a reconnect');
+    await up;
+    expect(unsubscribed).toBeDefined(); // the re-declare did run
+    await unsubscribed;
+    expect(await listQueues(mq.options.queuePrefix)).toEqual([]);
+  });
+
+  it('close() while the reconnect is still connecting closes that new connection and never reports up', async () => {
+    const proxy = await TcpProxy.start();
+    proxies.push(proxy);
+    const mq = await connector({ urls: [proxy.amqpUrl()] });
+    let ups = 0;
+    mq.on('up', () => ups++);
+    // Hold the reconnect's freshly opened connection until close() has run.
+    const realConnect = amqp.connect;
+    let connected!: () => void;
+    const reconnecting = new Promise<void>((resolve) => (connected = resolve));
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    vi.spyOn(amqp, 'connect').mockImplementation(async (...args) => {
+      const connection = await realConnect(...args);
+      connected();
+      await held;
+      return connection;
+    });
+
+    proxy.cut();
+    await eventually(async () => !mq.isUp, 'the connector notices the lost connection');
+    proxy.restore();
+    await reconnecting;
+    await mq.close();
+    release();
+
+    await eventually(async () => (await connectionCount(mq.options.connectionName)) === 0, 'no connection left open after close()');
+    expect(mq.isUp).toBe(false);
+    expect(ups).toBe(0);
+  });
+});
+
+describe('an exchange that exists with another type', () => {
+  it('is named in the error, with TOPICGATE_EXCHANGE and what to do, not blamed on the URL', async () => {
+    const opts = options();
+    await withAdminChannel((ch) => ch.assertExchange(opts.exchange, 'fanout', { durable: true }));
+
+    const failed = AmqpConnector.connect(opts);
+    await expect(failed).rejects.toThrow(/fanout/);
+    await expect(failed).rejects.toThrow(opts.exchange);
+    await expect(failed).rejects.toThrow(/TOPICGATE_EXCHANGE/);
+    await expect(failed).rejects.not.toThrow(/TOPICGATE_AMQP_URL/);
+  });
+
+  it('is logged at error on every attempt by a gateway that keeps trying', async () => {
+    const { log, records } = recordingLog();
+    const opts = options({ log });
+    await withAdminChannel((ch) => ch.assertExchange(opts.exchange, 'fanout', { durable: true }));
+
+    const mq = await AmqpConnector.connect(opts, { keepTrying: true });
+    connectors.push(mq);
+    expect(mq.isUp).toBe(false);
+    const aboutTheExchange = () => records.filter((r) => r.level === ERROR && JSON.stringify(r).includes(opts.exchange));
+    await eventually(async () => aboutTheExchange().length >= 2, 'the first attempt and a retry logged at error');
+    for (const record of aboutTheExchange()) {
+      expect(JSON.stringify(record)).toMatch(/TOPICGATE_EXCHANGE/);
+      expect(JSON.stringify(record)).not.toMatch(/TOPICGATE_AMQP_URL|unreachable/);
+    }
+  });
+});
+
+describe('a produce the broker refuses', () => {
+  it('says why (the exchange was deleted) and logs the channel close at warn with its reply code', async () => {
+    const { log, records } = recordingLog();
+    const mq = await connector({ log });
+    await deleteExchange(mq.options.exchange);
+
+    const refused = mq.produce('builds.1.finished', { n: 1 });
+    await expect(refused).rejects.toThrow(BrokerOperationError);
+    await expect(refused).rejects.toThrow(/404.*no exchange/);
+    expect(records).toContainEqual(expect.objectContaining({ level: WARN, code: 404, err: expect.stringMatching(/no exchange/) }));
+  });
+});
