@@ -42,6 +42,8 @@ const builds = new topicgate.LiveCollection({
     if (!response.ok) throw new Error(`GET /api/builds answered HTTP ${response.status}`);
     return response.json();
   },
+  // The demo deletes old builds and announces it on `builds.<id>.deleted`.
+  apply: (_prev, message) => (message.key.endsWith('.deleted') ? null : message.body),
   sort: (a, b) => b.id - a.id,
 });
 mark.follow(builds);

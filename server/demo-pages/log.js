@@ -59,6 +59,7 @@ function start(buildId) {
       if (!response.ok) throw new Error(`GET /api/builds/${buildId} answered HTTP ${response.status}`);
       return response.json();
     },
+    apply: (_prev, message) => (message.key.endsWith('.deleted') ? null : message.body),
   });
   mark.follow(build);
   build.on('change', (value) => renderHeader(buildId, value));

@@ -4,7 +4,7 @@
  * success or failure. Every change goes to the store first, then is announced.
  */
 import type { ChaosPublisher } from './chaos-publisher.js';
-import { demoKeys, type Build } from './model.js';
+import { demoKeys, type Build, type BuildEvent } from './model.js';
 import type { DemoStore } from './store.js';
 
 export interface SimulatorOptions {
@@ -71,6 +71,7 @@ export class CiSimulator {
     const steps = STEPS.slice(0, 4 + Math.floor(Math.random() * (STEPS.length - 3)));
     const created = this.store.createBuild(project, steps);
     this.announce(created, 'new');
+    for (const gone of this.store.prune()) this.publisher.publish(demoKeys.build(gone.id, 'deleted'), { ...gone });
     const failsAtStep = Math.random() < this.options.failureRate ? Math.floor(Math.random() * steps.length) : null;
     const build = this.store.update(created.id, (b) => {
       b.state = 'running';
@@ -116,7 +117,7 @@ export class CiSimulator {
     }
   }
 
-  private announce(build: Build, event: 'new' | 'started' | 'step' | 'finished'): void {
+  private announce(build: Build, event: Exclude<BuildEvent, 'deleted'>): void {
     this.publisher.publish(demoKeys.build(build.id, event), { ...build });
   }
 

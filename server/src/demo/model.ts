@@ -34,9 +34,19 @@ export interface LogChunk {
   lines: string[];
 }
 
+/** What happened to a build; the last word of its routing keys. */
+export type BuildEvent = 'new' | 'started' | 'step' | 'finished' | 'deleted';
+
+/** Body of `builds.<id>.deleted`: the build is gone from the REST API as of `version`. */
+export interface BuildDeleted {
+  id: number;
+  version: number;
+  deleted: true;
+}
+
 /** The routing keys the demo publishes. */
 export const demoKeys = {
-  build: (id: number, event: 'new' | 'started' | 'step' | 'finished') => `builds.${id}.${event}`,
+  build: (id: number, event: BuildEvent) => `builds.${id}.${event}`,
   logAppend: (id: number) => `logs.${id}.append`,
 };
 

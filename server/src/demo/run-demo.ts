@@ -20,13 +20,15 @@ const PAGES_DIR = fileURLToPath(new URL('../../demo-pages/', import.meta.url));
 
 export interface DemoOptions {
   simulator?: SimulatorOptions;
+  /** Builds kept in the store; older finished ones are deleted (and the deletion announced). Default: 50. */
+  keepBuilds?: number;
 }
 
 export async function runDemo(settings: Settings, options: DemoOptions = {}): Promise<RunningGateway> {
   const secret = randomBytes(32).toString('base64url');
   const config = loadConfig({ ...settings, 'jwt-secret': secret, 'jwt-algorithms': 'HS256' });
   const log = createLogger(config.logLevel);
-  const store = new DemoStore();
+  const store = new DemoStore(options.keepBuilds);
   let publisher: ChaosPublisher | undefined;
 
   const gateway = await startGateway(config, {

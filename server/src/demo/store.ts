@@ -2,7 +2,7 @@
  * The demo's "database": the source of truth the REST API reads. Messages are
  * announcements of changes made here, never the other way round.
  */
-import type { Build, LogChunk } from './model.js';
+import type { Build, BuildDeleted, LogChunk } from './model.js';
 
 export class DemoStore {
   private readonly builds = new Map<number, Build>();
@@ -26,7 +26,6 @@ export class DemoStore {
     };
     this.builds.set(id, build);
     this.logs.set(id, []);
-    this.prune();
     return structuredClone(build);
   }
 
@@ -71,13 +70,17 @@ export class DemoStore {
     return this.logs.get(id)?.length;
   }
 
-  private prune(): void {
-    for (const id of this.builds.keys()) {
+  /** Deletes the oldest finished builds beyond `keepBuilds`; returns the deletions, to be announced. */
+  prune(): BuildDeleted[] {
+    const deleted: BuildDeleted[] = [];
+    for (const [id, build] of this.builds) {
       if (this.builds.size <= this.keepBuilds) break;
-      const build = this.builds.get(id)!;
       if (build.state === 'running' || build.state === 'pending') continue;
       this.builds.delete(id);
       this.logs.delete(id);
+      // A deletion is a change like any other: the next version.
+      deleted.push({ id, version: build.version + 1, deleted: true });
     }
+    return deleted;
   }
 }

@@ -6,7 +6,8 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningGateway } from '../../src/server.js';
 import { runDemo } from '../../src/demo/run-demo.js';
-import type { Build, LogChunk } from '../../src/demo/model.js';
+import type { Build, BuildDeleted, LogChunk } from '../../src/demo/model.js';
+import { createClient } from '@topicgate/client';
 import { deleteExchange, eventually, requireBroker, TEST_AMQP_URL, uniqueName } from '../support/broker.js';
 import { connectClient, type TestClient } from '../support/gateway.js';
 
@@ -14,11 +15,11 @@ let demo: RunningGateway | null = null;
 let exchange = '';
 const clients: TestClient[] = [];
 
-async function startDemo(chaos: boolean): Promise<RunningGateway> {
+async function startDemo(chaos: boolean, keepBuilds?: number): Promise<RunningGateway> {
   exchange = uniqueName('topicgate-test');
   demo = await runDemo(
     { port: '0', host: '127.0.0.1', 'amqp-url': TEST_AMQP_URL, exchange, 'log-level': 'silent', ...(chaos && { 'demo-chaos': '1' }) },
-    { simulator: { maxRunning: 3, newBuildEveryMs: 300, stepMs: 300, linesPerSecond: 50 } },
+    { simulator: { maxRunning: 3, newBuildEveryMs: 300, stepMs: 300, linesPerSecond: 50 }, ...(keepBuilds !== undefined && { keepBuilds }) },
   );
   return demo;
 }
@@ -59,7 +60,7 @@ describe('topicgate demo', () => {
     for (const m of c.messages.items) {
       const build = m.body as unknown as Build;
       seen.set(build.id, [...(seen.get(build.id) ?? []), build]);
-      expect(m.key).toMatch(new RegExp(`^builds\\.${build.id}\\.(new|started|step|finished)$`));
+      expect(m.key).toMatch(new RegExp(`^builds\\.${build.id}\\.(new|started|step|finished|deleted)$`));
     }
     const finished = [...seen.values()].filter((versions) => versions.at(-1)!.finishedAt !== null && versions[0]!.version === 1);
     expect(finished.length).toBeGreaterThan(0);
@@ -84,6 +85,35 @@ describe('topicgate demo', () => {
     const rest = await getJson<LogChunk>(gateway, `/api/logs/${id}/lines?from=${first}&to=${first + announced.length}`);
     expect(rest).toEqual({ build: id, first, lines: announced });
     expect((await getJson<LogChunk>(gateway, `/api/logs/${id}/lines?limit=5`)).lines).toHaveLength(5);
+  });
+
+  it('announces the builds it deletes, so that a live collection stays equal to the REST API', async () => {
+    const gateway = await startDemo(true, 3);
+    const { token } = (await (await fetch(`${gateway.url}/api/demo-token`)).json()) as { token: string };
+    const client = createClient({ url: gateway.url, token, transports: ['websocket'] });
+    const deletions: number[] = [];
+    const builds = client.liveCollection<'builds.#', Build>({
+      pattern: 'builds.#',
+      load: async () => getJson<Build[]>(gateway, '/api/builds'),
+      // The deletion convention: `builds.<id>.deleted` with the next version.
+      apply: (_prev, m) => (m.key.endsWith('.deleted') ? null : (m.body as Build)),
+    });
+    builds.on('change', () => undefined);
+    client.subscribe('builds.*.deleted', (m) => deletions.push((m.body as BuildDeleted).id));
+    try {
+      const withoutLines = (list: readonly Build[]) => list.map((b) => ({ ...b, lines: 0 })).sort((x, y) => x.id - y.id);
+      await eventually(async () => {
+        if (deletions.length < 3 || builds.status !== 'live') return false;
+        const rest = await getJson<Build[]>(gateway, '/api/builds');
+        return JSON.stringify(withoutLines(builds.items)) === JSON.stringify(withoutLines(rest));
+      }, 'the collection equals the REST API after several deletions', 30_000);
+      const gone = await fetch(`${gateway.url}/api/builds/${deletions[0]}`);
+      expect(gone.status).toBe(404);
+      expect(builds.get(deletions[0]!)).toBeUndefined();
+    } finally {
+      builds.close();
+      client.close();
+    }
   });
 
   it('with chaos on, still delivers every change (some late, some twice)', async () => {
