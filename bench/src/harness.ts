@@ -133,8 +133,13 @@ export class Bench {
     }
   }
 
-  /** Connects `plans` (one per client) spread over the workers. */
-  async connect(workers: Worker[], kind: ClientKind, plans: ClientPlan[], gateway: GatewayProcess | null, concurrency = 25): Promise<ConnectResult> {
+  /** Starts `count` gateway processes (see startGateway). */
+  startGateways(count: number): Promise<GatewayProcess[]> {
+    return Promise.all(Array.from({ length: count }, () => this.startGateway()));
+  }
+
+  /** Connects `plans` (one per client) spread over the workers; gateway clients go to the workers' gateways in turn. */
+  async connect(workers: Worker[], kind: ClientKind, plans: ClientPlan[], gateways: readonly GatewayProcess[], concurrency = 25): Promise<ConnectResult> {
     const chunks: ClientPlan[][] = workers.map(() => []);
     plans.forEach((p, i) => chunks[i % workers.length]!.push(p));
     const results = await Promise.all(
@@ -143,7 +148,7 @@ export class Bench {
           op: 'connect',
           kind,
           clients: chunks[i]!,
-          gatewayUrl: gateway?.url ?? '',
+          gatewayUrl: gateways.length > 0 ? gateways[i % gateways.length]!.url : '',
           amqpUrl: this.options.amqpUrl,
           stompUrl: this.options.stompUrl,
           exchange: this.exchange,
@@ -176,7 +181,8 @@ export interface DriveSpec {
   kind: ClientKind;
   plans: ClientPlan[];
   publish: Omit<PublishPlan, 'amqpUrl' | 'exchange'>;
-  gateway: GatewayProcess | null;
+  /** The gateway processes gateway clients connect to (spread evenly); empty for other kinds. */
+  gateways: readonly GatewayProcess[];
   /** Flat-out runs: the stream whose progress grants the publisher credit. */
   creditStream?: number;
 }
@@ -221,10 +227,10 @@ export interface DriveResult {
 export async function drive(bench: Bench, spec: DriveSpec): Promise<DriveResult> {
   const { options } = bench;
   const workerCount = Math.max(1, Math.min(options.workers, spec.plans.length));
-  if (spec.gateway && spec.kind === 'gateway') await spec.gateway.ready();
+  if (spec.kind === 'gateway') await Promise.all(spec.gateways.map((g) => g.ready()));
   bench.brokerPid = findBrokerPid() || bench.brokerPid; // a restart by someone else gives the broker a new pid
   return bench.withWorkers(workerCount, async (workers) => {
-    const conn = await bench.connect(workers, spec.kind, spec.plans, spec.gateway);
+    const conn = await bench.connect(workers, spec.kind, spec.plans, spec.gateways);
     if (conn.subscribed === 0) throw new Error(`no ${spec.kind} client could subscribe: ${conn.failures.join('; ')}`);
     if (conn.failures.length) bench.warn(`${spec.kind}: ${conn.failures.join('; ')}`);
     const publisher = await Publisher.start();
@@ -232,7 +238,7 @@ export async function drive(bench: Bench, spec: DriveSpec): Promise<DriveResult>
       const quiet = await waitForQuiet(options.quietBusyPct, options.quietMaxMs);
       if (quiet.busyPct > options.quietBusyPct) bench.warn(`the machine was ${quiet.busyPct} % busy (of one core) before ${spec.kind} × ${spec.plans.length} started, after waiting ${Math.round(quiet.waitedMs / 1000)} s for it to calm down: something else is running`);
       const pids = () => ({
-        ...(spec.gateway && spec.kind === 'gateway' ? { gateway: [spec.gateway.pid] } : {}),
+        ...(spec.kind === 'gateway' && spec.gateways.length > 0 ? { gateway: spec.gateways.map((g) => g.pid) } : {}),
         broker: [bench.brokerPid],
         generators: workers.map((w) => w.pid),
         publisher: [publisher.pid],

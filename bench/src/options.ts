@@ -25,6 +25,8 @@ export interface BenchOptions {
   measureMs: number;
   /** Load-generator processes. */
   workers: number;
+  /** Gateway processes in fan-out and log-tail runs, clients spread over them (a host running one per core). */
+  gatewayProcesses: number;
   /** Deliveries in flight in flat-out runs (published but not yet received by the slowest client). */
   flatWindow: number;
   bodyBytes: number;
@@ -60,6 +62,7 @@ Environment (all optional):
   BENCH_MEASURE_MS     measurement window per fan-out run (default: 8000; --quick: 3000)
   BENCH_WARMUP_MS      warm-up before it (default: 2000; --quick: 1000)
   BENCH_WORKERS        load-generator processes (default: 4)
+  BENCH_GATEWAYS       gateway processes for fan-out and log tail, clients spread over them (default: 1)
   BENCH_RATE           paced fan-out, deliveries/s in total (default: 10000)
   BENCH_QUIET_PCT      before each run, wait until the machine is below this % of one core busy (default: 25) ...
   BENCH_QUIET_MAX_MS   ... for at most this long (default: 10000); the report warns when it was not
@@ -95,6 +98,7 @@ export function readOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOption
     warmupMs: num(env.BENCH_WARMUP_MS, quick ? 1000 : 2000),
     measureMs: num(env.BENCH_MEASURE_MS, quick ? 3000 : 8000),
     workers: num(env.BENCH_WORKERS, 4),
+    gatewayProcesses: Math.max(1, num(env.BENCH_GATEWAYS, 1)),
     flatWindow: num(env.BENCH_FLAT_WINDOW, 10_000),
     bodyBytes: 200,
     rawSharedChannel: env.BENCH_RAW_CHANNELS === 'shared',

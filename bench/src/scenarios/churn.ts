@@ -20,7 +20,7 @@ async function churnOnce(bench: Bench, kind: ClientKind, gateway: GatewayProcess
   await gateway?.ready();
   bench.brokerPid = findBrokerPid() || bench.brokerPid;
   return bench.withWorkers(workerCount, async (workers) => {
-    const conn = await bench.connect(workers, kind, Array.from({ length: loops }, () => ({ patterns: [] })), gateway);
+    const conn = await bench.connect(workers, kind, Array.from({ length: loops }, () => ({ patterns: [] })), gateway ? [gateway] : []);
     if (conn.connected < loops) throw new Error(`only ${conn.connected}/${loops} ${kind} clients connected: ${conn.failures.join('; ')}`);
     const meter = new CpuMeter(() => ({
       ...(gateway && kind === 'gateway' ? { gateway: [gateway.pid] } : {}),

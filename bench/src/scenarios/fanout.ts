@@ -10,11 +10,11 @@ import type { GatewayProcess } from '../processes.js';
 export const FANOUT_PATTERN = 'bench.fanout.#';
 export const FANOUT_KEY = 'bench.fanout.tick';
 
-export async function fanoutOnce(bench: Bench, kind: ClientKind, clients: number, mode: 'flat' | 'paced', gateway: GatewayProcess | null) {
+export async function fanoutOnce(bench: Bench, kind: ClientKind, clients: number, mode: 'flat' | 'paced', gateways: readonly GatewayProcess[]) {
   const { options } = bench;
   return drive(bench, {
     kind,
-    gateway,
+    gateways,
     plans: Array.from({ length: clients }, () => ({ patterns: [FANOUT_PATTERN] })),
     publish: {
       keys: [FANOUT_KEY],
@@ -31,14 +31,14 @@ export async function fanoutOnce(bench: Bench, kind: ClientKind, clients: number
 
 export async function fanout(bench: Bench): Promise<void> {
   const { options } = bench;
-  const gateway = options.kinds.includes('gateway') ? await bench.startGateway() : null;
+  const gateways = options.kinds.includes('gateway') ? await bench.startGateways(options.gatewayProcesses) : [];
   try {
     for (const clients of options.fanoutClients) {
       for (const mode of ['flat', 'paced'] as const) {
         for (const kind of options.kinds) {
           bench.log(`fan-out ${mode} ${kind} × ${clients}`);
           try {
-            const r = await bench.attempt(`fan-out ${mode} ${kind} × ${clients}`, () => fanoutOnce(bench, kind, clients, mode, gateway));
+            const r = await bench.attempt(`fan-out ${mode} ${kind} × ${clients}`, () => fanoutOnce(bench, kind, clients, mode, gateways));
             bench.record({ scenario: 'fanout', mode, n: clients, ...(mode === 'paced' && { targetDeliveriesPerSec: options.pacedDeliveries }), ...r, problems: integrityProblems(r) });
           } catch (err) {
             bench.record({ scenario: 'fanout', mode, n: clients, kind, error: (err as Error).message });
@@ -47,6 +47,6 @@ export async function fanout(bench: Bench): Promise<void> {
       }
     }
   } finally {
-    await gateway?.stop();
+    await Promise.all(gateways.map((g) => g.stop()));
   }
 }

@@ -79,7 +79,7 @@ async function idleOnce(bench: Bench, kind: ClientKind, wanted: number) {
       await waitForQuiet(bench.options.quietBusyPct, bench.options.quietMaxMs);
       const gw0 = gateway ? await gatewayMemory(gateway) : null;
       const broker0 = await brokerMemory(bench);
-      const conn = await bench.connect(workers, kind, Array.from({ length: clients }, () => ({ patterns: [IDLE_PATTERN] })), gateway, 50);
+      const conn = await bench.connect(workers, kind, Array.from({ length: clients }, () => ({ patterns: [IDLE_PATTERN] })), gateway ? [gateway] : [], 50);
       if (conn.failures.length) bench.warn(`idle ${kind} × ${clients}: ${conn.failures.join('; ')}`);
       await sleep(3000);
       const gw1 = gateway ? await gatewayMemory(gateway) : null;

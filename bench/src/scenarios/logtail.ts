@@ -14,11 +14,11 @@ export async function logtail(bench: Bench): Promise<void> {
   const kinds = bench.options.kinds.filter((k) => k !== 'amqp');
   for (const kind of kinds) {
     bench.log(`log tail ${kind}`);
-    const gateway = kind === 'gateway' ? await bench.startGateway() : null;
+    const gateways = kind === 'gateway' ? await bench.startGateways(bench.options.gatewayProcesses) : [];
     try {
       const r = await bench.attempt(`log tail ${kind}`, () => drive(bench, {
         kind,
-        gateway,
+        gateways,
         plans,
         publish: {
           keys: Array.from({ length: builds }, (_, b) => `logs.${b + 1}.append`),
@@ -35,7 +35,7 @@ export async function logtail(bench: Bench): Promise<void> {
     } catch (err) {
       bench.record({ scenario: 'logtail', kind, error: (err as Error).message });
     } finally {
-      await gateway?.stop();
+      await Promise.all(gateways.map((g) => g.stop()));
     }
   }
 }

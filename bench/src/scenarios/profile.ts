@@ -15,7 +15,7 @@ export async function profile(bench: Bench): Promise<void> {
     const dir = `${bench.options.resultsDir}/profiles/${bench.runId}-${clients}`;
     const gateway = await bench.startGateway({ cpuProfileDir: dir });
     try {
-      const r = await bench.attempt(`profile × ${clients}`, () => fanoutOnce(bench, 'gateway', clients, 'flat', gateway));
+      const r = await bench.attempt(`profile × ${clients}`, () => fanoutOnce(bench, 'gateway', clients, 'flat', [gateway]));
       await gateway.stop();
       const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
       if (!file) throw new Error(`the gateway wrote no .cpuprofile into ${dir}`);
