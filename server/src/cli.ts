@@ -2,7 +2,7 @@
 /**
  * The `topicgate` command: serve, demo, token, publish. See DESIGN.md §5.
  */
-import { decodeBody, BodyError } from '@topicgate/shared';
+import { decodeBody, routingKeyError, BodyError } from '@topicgate/shared';
 import { ConfigError, SETTINGS, envName, loadConfig, readSettings, type SettingName } from './config.js';
 import { createLogger } from './log.js';
 import { AmqpConnector } from './mq/amqp.js';
@@ -54,15 +54,32 @@ async function main(argv: string[]): Promise<number> {
 async function serve(argv: string[]): Promise<number> {
   const { settings } = readSettings(argv, process.env);
   const config = loadConfig(settings);
-  const gateway = await startGateway(config);
+  const gateway = await startGateway(config).catch(explainListenError);
   return untilSignal(gateway);
 }
 
 async function demo(argv: string[]): Promise<number> {
   const { runDemo } = await import('./demo/run-demo.js');
   const { settings } = readSettings(argv, process.env);
-  const gateway = await runDemo(settings);
+  const gateway = await runDemo(settings).catch(explainListenError);
   return untilSignal(gateway);
+}
+
+/** A port or interface the gateway cannot listen on is a setting to change, not a bug: say which. */
+function explainListenError(err: unknown): never {
+  const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+  if (e?.syscall !== 'listen') throw err;
+  const where = `${e.address ?? '?'}:${e.port ?? '?'}`;
+  switch (e.code) {
+    case 'EADDRINUSE':
+      throw new ConfigError(`port ${e.port} is already in use (${where}): stop the other process, or choose another port with TOPICGATE_PORT (or --port)`);
+    case 'EACCES':
+      throw new ConfigError(`not allowed to listen on ${where} (ports below 1024 need privileges): choose another port with TOPICGATE_PORT (or --port)`);
+    case 'EADDRNOTAVAIL':
+      throw new ConfigError(`cannot listen on ${where}: no such local address; check TOPICGATE_HOST (or --host)`);
+    default:
+      throw err;
+  }
 }
 
 async function token(argv: string[]): Promise<number> {
@@ -71,19 +88,24 @@ async function token(argv: string[]): Promise<number> {
   if (!secret) throw new ConfigError('topicgate token signs with TOPICGATE_JWT_SECRET (or --jwt-secret); set it to the gateway\'s secret');
   if (typeof extra.sub !== 'string') throw new ConfigError('topicgate token needs --sub NAME (who the token is for)');
   const topics = typeof extra.topics === 'string' ? extra.topics.split(',').map((t) => t.trim()).filter(Boolean) : [];
-  const ttlSeconds = parseDuration(typeof extra.ttl === 'string' ? extra.ttl : '1h');
   const algorithm = settings['jwt-algorithms']?.split(',')[0]?.trim();
-  process.stdout.write(
-    mintToken({
+  let minted: string;
+  try {
+    minted = mintToken({
       secret,
       sub: extra.sub,
       topics,
-      ttlSeconds,
+      ttlSeconds: parseDuration(typeof extra.ttl === 'string' ? extra.ttl : '1h'),
       ...(algorithm && { algorithm }),
       ...(settings['jwt-issuer'] && { issuer: settings['jwt-issuer'] }),
       ...(settings['jwt-audience'] && { audience: settings['jwt-audience'] }),
-    }) + '\n',
-  );
+    });
+  } catch (err) {
+    // Both throw RangeError for a bad --topics or --ttl: the user's input, not a bug.
+    if (err instanceof RangeError) throw new ConfigError(err.message);
+    throw err;
+  }
+  process.stdout.write(minted + '\n');
   return 0;
 }
 
@@ -93,6 +115,9 @@ async function publish(argv: string[]): Promise<number> {
   if (key === undefined || json === undefined || positionals.length > 2) {
     throw new ConfigError('usage: topicgate publish KEY JSON, e.g. topicgate publish builds.42.finished \'{"id":42,"version":3}\'');
   }
+  // Arguments are checked before anything connects, so a typo costs no broker round trip.
+  const keyError = routingKeyError(key);
+  if (keyError) throw new ConfigError(`KEY argument: ${keyError}`);
   let body;
   try {
     body = decodeBody(json);
@@ -140,8 +165,9 @@ function untilSignal(gateway: RunningGateway): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    // Mistakes in settings or arguments get their message; anything else its stack, to report.
-    const userError = err instanceof ConfigError || err instanceof AuthConfigError || err instanceof RangeError || err instanceof UnavailableError;
+    // Mistakes in settings or arguments (and an unreachable broker) get their
+    // message on one line; anything else its stack, to report.
+    const userError = err instanceof ConfigError || err instanceof AuthConfigError || err instanceof UnavailableError;
     process.stderr.write(`topicgate: ${userError ? (err as Error).message : ((err as Error).stack ?? String(err))}\n`);
     process.exit(1);
   },

@@ -6,6 +6,9 @@
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 
+/** pino's levels; anything else makes pino throw when the logger is created. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
 /** Every setting, with its default and what it means; drives both env and flags. */
 export const SETTINGS = {
   port: { help: 'HTTP and socket.io port', default: '8080' },
@@ -23,9 +26,9 @@ export const SETTINGS = {
   'subscribe-rate': { help: 'subscribes per second per socket (burst: the same number)', default: '50' },
   'max-connections-per-subject': { help: 'connections per token sub; 0: no limit', default: '0' },
   'client-buffer-bytes': { help: 'deliveries waiting for one slow client before its messages are dropped and it gets resync "overflow"', default: '1048576' },
-  'amqp-heartbeat': { help: 'AMQP heartbeat in seconds; a silent broker is detected within two intervals', default: '15' },
+  'amqp-heartbeat': { help: 'AMQP heartbeat in seconds, 1 to 3600; a silent broker is detected within two intervals', default: '15' },
   'cors-origins': { help: 'comma-separated allowed browser origins, or * for any', default: '*' },
-  'log-level': { help: 'pino level: fatal, error, warn, info, debug, trace, silent', default: 'info' },
+  'log-level': { help: `pino level: ${LOG_LEVELS.join(', ')}`, default: 'info' },
   'demo-chaos': { help: 'topicgate demo only: 1 to delay, reorder and duplicate the demo\'s messages' },
   'insecure-no-auth': { help: 'set to 1 to accept connections without a token (development only)' },
 } as const satisfies Record<string, { help: string; default?: string }>;
@@ -95,13 +98,22 @@ function get(settings: Settings, name: SettingName): string | undefined {
   return settings[name] ?? spec.default;
 }
 
-function integer(settings: Settings, name: SettingName, min: number, max: number): number {
+/** `why`, when given, explains the range to the operator who hit its edge. */
+function integer(settings: Settings, name: SettingName, min: number, max: number, why = ''): number {
   const raw = get(settings, name)!;
   const value = Number(raw);
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(`${envName(name)} (--${name}) must be an integer from ${min} to ${max}, got "${raw}"`);
+    throw new ConfigError(`${envName(name)} (--${name}) must be an integer from ${min} to ${max}, got "${raw}"${why && `; ${why}`}`);
   }
   return value;
+}
+
+function logLevel(settings: Settings): string {
+  const level = get(settings, 'log-level')!;
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new ConfigError(`TOPICGATE_LOG_LEVEL (--log-level) must be one of ${LOG_LEVELS.join(', ')}; got "${level}"`);
+  }
+  return level;
 }
 
 function list(value: string | undefined): string[] {
@@ -148,9 +160,10 @@ export function loadConfig(settings: Settings, { requireAuth = true } = {}): Gat
     maxPayloadBytes: integer(settings, 'max-payload-bytes', 256, 100 * 1024 * 1024),
     subscribesPerSecond: integer(settings, 'subscribe-rate', 1, 1_000_000),
     clientBufferBytes: integer(settings, 'client-buffer-bytes', 1024, 1024 * 1024 * 1024),
-    amqpHeartbeatSeconds: integer(settings, 'amqp-heartbeat', 0, 3600),
+    // amqplib reads 0 as "heartbeats off": a broker that goes silent would never be noticed.
+    amqpHeartbeatSeconds: integer(settings, 'amqp-heartbeat', 1, 3600, '0 would turn AMQP heartbeats off, so a silent broker would go unnoticed'),
     maxConnectionsPerSubject: integer(settings, 'max-connections-per-subject', 0, 1_000_000),
     corsOrigins: cors.trim() === '*' ? true : list(cors),
-    logLevel: get(settings, 'log-level')!,
+    logLevel: logLevel(settings),
   };
 }
