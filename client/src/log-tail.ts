@@ -290,7 +290,7 @@ export class LogTail<M extends Message<string, unknown> = Message> extends Emitt
         if (this.#abort !== abort) return;
         this.#abort = undefined;
         this.#fetching = false;
-        if (isLogLines(chunk)) this.#onFetched(kind, chunk);
+        if (isLogLines(chunk)) this.#onFetched(kind, chunk, request);
         else this.#onFetchFailed(kind, new TypeError('load() must resolve to { first, lines }'));
       },
       (error: unknown) => {
@@ -302,18 +302,19 @@ export class LogTail<M extends Message<string, unknown> = Message> extends Emitt
     );
   }
 
-  #onFetched(kind: Fetch, chunk: LogLines): void {
-    const before = this.end;
+  #onFetched(kind: Fetch, chunk: LogLines, request: LogLinesRequest): void {
     if (kind === 'tail') {
       if (!this.#loaded || chunk.first > this.end) this.#reset(chunk);
       else this.#append(chunk);
     } else {
-      if (chunk.first <= this.end) this.#append(chunk);
-      if (this.end === before) {
+      const from = request.from ?? 0;
+      if (chunk.first > from || chunk.first + chunk.lines.length <= from) {
         // The REST API is behind the messages it should already hold: back off instead of asking again at once.
-        this.#onFetchFailed(kind, new Error(`the REST API returned no lines from ${before}`));
+        // (An answer that late messages made redundant meanwhile is no failure: it did have the lines.)
+        this.#onFetchFailed(kind, new Error(`the REST API returned no lines from ${from}`));
         return;
       }
+      if (chunk.first <= this.end) this.#append(chunk);
     }
     this.#backoff.reset();
     this.#dropStalePending();

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   LogTail,
   type LogLines,
@@ -210,6 +210,40 @@ describe('log tail', () => {
     await ticks();
     expect(tail.lines).toEqual(log.lines);
     expect(tail.status).toBe('live');
+  });
+
+  it('takes a fill that late messages made redundant meanwhile as an answer, not a failure', async () => {
+    const { log, source, rest, tail, errors } = setup({ initial: 5 });
+    source.ready();
+    rest.respondAll();
+    await ticks();
+    const late = log.append(3); // overtaken...
+    source.push(log.append(2)); // ...by this one: a fill is asked for
+    expect(rest.pending.map((c) => c.request)).toEqual([{ from: 5, limit: 3 }]);
+    source.push(late); // the gap closes before the fill answers
+    expect(tail.end).toBe(10);
+    rest.respondAll();
+    await ticks();
+    expect(errors).toEqual([]);
+    expect(tail.lines).toEqual(log.lines);
+    expect(tail.status).toBe('live');
+  });
+
+  it('backs off when the REST API answers a fill without the lines asked for', async () => {
+    const { log, source, rest, tail, errors } = setup({ initial: 5 });
+    source.ready();
+    rest.respondAll();
+    await ticks();
+    log.append(3); // lost
+    source.push(log.append(2));
+    rest.pending[0]!.answer = { first: 5, lines: [] }; // behind its own messages
+    rest.respond(0);
+    await ticks();
+    expect(errors.map((e) => e.code)).toEqual(['load_failed']);
+    await vi.waitFor(() => expect(rest.pending.length).toBe(1)); // retried after the backoff
+    rest.respondAll();
+    await ticks();
+    expect(tail.lines).toEqual(log.lines);
   });
 
   it('after a resync, extends the window with what was missed', async () => {
