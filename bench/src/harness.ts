@@ -118,6 +118,7 @@ export class Bench {
       exchange: this.exchange,
       gatewayId,
       logFile: `${this.logDir}/gateway-${this.runId}.log`,
+      nodeArgs: this.options.gatewayNodeArgs,
       ...(extra.cpuProfileDir && { cpuProfileDir: extra.cpuProfileDir }),
     });
   }

@@ -27,6 +27,8 @@ export interface BenchOptions {
   workers: number;
   /** Gateway processes in fan-out and log-tail runs, clients spread over them (a host running one per core). */
   gatewayProcesses: number;
+  /** Extra node flags for gateway processes. */
+  gatewayNodeArgs: string[];
   /** Deliveries in flight in flat-out runs (published but not yet received by the slowest client). */
   flatWindow: number;
   bodyBytes: number;
@@ -63,6 +65,7 @@ Environment (all optional):
   BENCH_WARMUP_MS      warm-up before it (default: 2000; --quick: 1000)
   BENCH_WORKERS        load-generator processes (default: 4)
   BENCH_GATEWAYS       gateway processes for fan-out and log tail, clients spread over them (default: 1)
+  BENCH_GATEWAY_NODE_ARGS  extra node flags for gateway processes, space-separated (default: none)
   BENCH_RATE           paced fan-out, deliveries/s in total (default: 10000)
   BENCH_QUIET_PCT      before each run, wait until the machine is below this % of one core busy (default: 25) ...
   BENCH_QUIET_MAX_MS   ... for at most this long (default: 10000); the report warns when it was not
@@ -99,6 +102,7 @@ export function readOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOption
     measureMs: num(env.BENCH_MEASURE_MS, quick ? 3000 : 8000),
     workers: num(env.BENCH_WORKERS, 4),
     gatewayProcesses: Math.max(1, num(env.BENCH_GATEWAYS, 1)),
+    gatewayNodeArgs: (env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean),
     flatWindow: num(env.BENCH_FLAT_WINDOW, 10_000),
     bodyBytes: 200,
     rawSharedChannel: env.BENCH_RAW_CHANNELS === 'shared',

@@ -151,6 +151,8 @@ export interface GatewayOptions {
   gatewayId: string;
   /** Directory for --cpu-prof output; unset: no profiling. */
   cpuProfileDir?: string;
+  /** Extra node flags for the gateway process (tuning experiments, e.g. `--max-semi-space-size=64`). */
+  nodeArgs?: readonly string[];
   /** Where the gateway's stderr (its logs) goes. */
   logFile: string;
   extraEnv?: Record<string, string>;
@@ -170,7 +172,7 @@ export class GatewayProcess {
 
   static async start(options: GatewayOptions): Promise<GatewayProcess> {
     const port = await freePort();
-    const nodeArgs = ['--import', pathToFileURL(here('./gateway-preload.js')).href];
+    const nodeArgs = ['--import', pathToFileURL(here('./gateway-preload.js')).href, ...(options.nodeArgs ?? [])];
     if (options.cpuProfileDir) {
       mkdirSync(options.cpuProfileDir, { recursive: true });
       nodeArgs.push('--cpu-prof', '--cpu-prof-dir', options.cpuProfileDir);

@@ -93,7 +93,7 @@ function describeRun(options: BenchOptions, bench: Bench): Record<string, string
     'run id': bench.runId,
     'gateway build': `${options.cliPath} (git ${rev})${options.label ? ` — ${options.label}` : ''}`,
     machine: `${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}, RabbitMQ ${rabbit} at ${redact(options.amqpUrl)}`,
-    settings: `${options.quick ? 'quick; ' : ''}scenarios ${options.scenarios.join(', ')}; receivers ${options.kinds.join(', ')}; ${options.workers} load-generator processes; warm-up ${options.warmupMs} ms + window ${options.measureMs} ms per fan-out run; ${options.bodyBytes}-byte bodies; raw amqplib consumers on ${options.rawSharedChannel ? 'one shared channel per generator process' : 'one channel each'}; flat-out window ${options.flatWindow} deliveries`,
+    settings: `${options.quick ? 'quick; ' : ''}scenarios ${options.scenarios.join(', ')}; receivers ${options.kinds.join(', ')}; ${options.gatewayProcesses} gateway process${options.gatewayProcesses === 1 ? '' : 'es'}${options.gatewayNodeArgs.length ? ` (node ${options.gatewayNodeArgs.join(' ')})` : ''}; ${options.workers} load-generator processes; warm-up ${options.warmupMs} ms + window ${options.measureMs} ms per fan-out run; ${options.bodyBytes}-byte bodies; raw amqplib consumers on ${options.rawSharedChannel ? 'one shared channel per generator process' : 'one channel each'}; flat-out window ${options.flatWindow} deliveries`,
   };
 }
 
