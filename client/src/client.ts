@@ -47,6 +47,8 @@ type HeldEvent =
 
 /** More than this many events for not-yet-acknowledged ids means a broken gateway; the excess is dropped (seq shows the gap). */
 const MAX_HELD_PER_ID = 10_000;
+/** Longest wait for `getToken()`; past it the attempt fails as if it had rejected, and is retried with backoff. */
+const GET_TOKEN_TIMEOUT_MS = 30_000;
 
 /** One pattern, or several. */
 type Patterns<T, P extends string> = CheckedPattern<T, P> | readonly CheckedPattern<T, P>[];
@@ -93,6 +95,8 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
   #acksInFlight = 0;
   /** Bumped whenever the socket goes away, so that acks from an older socket are recognised. */
   #epoch = 0;
+  /** Counts socket.io's handshake attempts: only the latest may be answered with a token. */
+  #handshakes = 0;
 
   #token: string | undefined;
   #tokenObtainedAt = 0;
@@ -237,6 +241,7 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
     return {
       open: (sink) => {
         const waiting = new Set<Subscription<TopicMessage<T, P>>>();
+        let ended = false;
         const subs = patterns.map((p) => {
           const sub = this.subscribe<P>(p as CheckedPattern<T, P>, (m) => sink.message(m));
           waiting.add(sub);
@@ -252,6 +257,11 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
             // 'rejected' came with an error event already; ending by the application is not news.
             if (reason === SubscriptionEndReason.Forbidden) {
               sink.error(new TopicgateError(ErrorCode.Forbidden, `the gateway ended the subscription to ${p}: the token no longer allows it`));
+            }
+            // client.close(): the view must stop too (its REST retries included), once.
+            if (reason === SubscriptionEndReason.Closed && !ended) {
+              ended = true;
+              sink.end?.();
             }
           });
           return sub;
@@ -490,19 +500,21 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
   #authenticate(cb: (data: object) => void): void {
     const getToken = this.#options.getToken;
     const current = this.#token;
+    const handshake = ++this.#handshakes;
     if (getToken === undefined || (current !== undefined && !this.#expiresSoon(current))) {
       cb(current === undefined ? {} : { token: current });
       return;
     }
-    // After disconnect() or close() the attempt this callback belongs to is over: leave it unanswered.
+    // An attempt that is over — disconnect(), close(), or a transport that dropped
+    // and was opened again meanwhile — stays unanswered: answering it as well
+    // would open a second connection on the new transport.
+    const answer = (data: object) => {
+      if (this.#wanted && handshake === this.#handshakes) cb(data);
+    };
     this.#fetchToken().then(
-      (token) => {
-        if (this.#wanted) cb({ token });
-      },
+      (token) => answer({ token }),
       // The gateway will refuse and the reconnect backoff applies; getToken is asked again then.
-      () => {
-        if (this.#wanted) cb(current === undefined ? {} : { token: current });
-      },
+      () => answer(current === undefined ? {} : { token: current }),
     );
   }
 
@@ -519,8 +531,13 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
     const getToken = this.#options.getToken;
     if (getToken === undefined) return Promise.reject(new Error('no getToken'));
     this.#tokenFetch ??= (async () => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
       try {
-        const token = await getToken();
+        // A getToken() that never settles would hold every handshake and refresh hostage.
+        const timeout = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`it did not settle within ${GET_TOKEN_TIMEOUT_MS / 1000} s`)), GET_TOKEN_TIMEOUT_MS);
+        });
+        const token = await Promise.race([getToken(), timeout]);
         if (typeof token !== 'string' || token === '') throw new TypeError('getToken() must resolve to a non-empty string');
         this.#token = token;
         this.#tokenObtainedAt = Date.now();
@@ -532,6 +549,7 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
         );
         throw error;
       } finally {
+        clearTimeout(timer);
         this.#tokenFetch = undefined;
       }
     })();

@@ -99,6 +99,7 @@ export class LiveCollection<Item, M extends Message<string, unknown> = Message> 
       message: (message) => this.#onMessage(message),
       resync: (reason) => this.#reload(reason),
       error: (error) => this.emit('error', error),
+      end: () => this.close(),
     });
   }
 
@@ -135,8 +136,9 @@ export class LiveCollection<Item, M extends Message<string, unknown> = Message> 
   /** Calls `listener` after each change; returns a function that stops. Shaped for `useSyncExternalStore`. */
   readonly watch = (listener: () => void): (() => void) => this.on('change', () => listener());
 
-  /** Loads the snapshot again (coalesced with any load under way). */
+  /** Loads the snapshot again (coalesced with any load under way); before the source is ready the first load is still to come. */
   reload(): void {
+    if (this.#status === 'subscribing') return;
     this.#reload(LiveReloadReason.Requested);
   }
 

@@ -69,6 +69,8 @@ export class LogTail<M extends Message<string, unknown> = Message> extends Emitt
   /** Bumped when the window is replaced, so that an older `loadEarlier` answer is not prepended. */
   #generation = 0;
   #earlier: Promise<number> | undefined;
+  /** Where the last gap fill started, so that its retries are not announced as new gaps. */
+  #lastFillFrom: number | undefined;
   #earlierAbort: AbortController | undefined;
   #status: LiveStatus = 'subscribing';
   #snapshot: LogWindow | undefined;
@@ -86,7 +88,8 @@ export class LogTail<M extends Message<string, unknown> = Message> extends Emitt
     this.#stop = init.source.open({
       ready: () => this.#request('tail'),
       resync: (reason) => {
-        this.emit('reload', reason);
+        // Before the first lines are in, the tail asked for is already the reload.
+        if (this.#loaded) this.emit('reload', reason);
         this.#request('tail');
       },
       message: (message) => {
@@ -94,6 +97,7 @@ export class LogTail<M extends Message<string, unknown> = Message> extends Emitt
         if (chunk !== undefined) this.#accept(chunk);
       },
       error: (error) => this.emit('error', error),
+      end: () => this.close(),
     });
   }
 
@@ -270,7 +274,9 @@ export class LogTail<M extends Message<string, unknown> = Message> extends Emitt
       request = { limit: this.#tailLines };
     } else if (kind === 'fill' && this.#pending[0] !== undefined && this.#pending[0].first > this.end) {
       request = { from: this.end, limit: Math.min(this.#pending[0].first - this.end, this.#maxLines) };
-      this.emit('reload', LogFetchReason.LineGap);
+      // Once per gap: a retry after a failed fill asks from the same line.
+      if (this.#lastFillFrom !== request.from) this.emit('reload', LogFetchReason.LineGap);
+      this.#lastFillFrom = request.from;
     } else {
       if (this.#loaded) this.#setStatus('live');
       return;

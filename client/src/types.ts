@@ -139,6 +139,8 @@ export interface SourceSink<M> {
   resync(reason: SubscriptionResyncReason): void;
   /** A failure worth showing; delivery goes on unless the source says otherwise. */
   error(error: TopicgateError): void;
+  /** The source is over for good (its client was closed): nothing more will come, and the view closes. */
+  end?(): void;
 }
 
 // ---------------------------------------------------------------------------

@@ -495,4 +495,25 @@ describe('closing', () => {
     expect(gateway.connections.size).toBe(0);
     expect(() => client.subscribe('builds.#')).toThrow(/closed/);
   });
+
+  it('closes the views made on it, which then stop loading', async () => {
+    const gateway = new FakeGateway();
+    const client = newClient(gateway);
+    let loads = 0;
+    const failing = async (): Promise<never> => {
+      loads++;
+      throw new Error('HTTP 503');
+    };
+    const builds = client.liveCollection({ pattern: 'builds.*.started', load: failing, retryDelay: 1, retryDelayMax: 1 });
+    const tail = client.logTail({ pattern: 'logs.1.append', load: failing, retryDelay: 1, retryDelayMax: 1 });
+    builds.on('error', () => undefined);
+    tail.on('error', () => undefined);
+    await until(() => loads >= 4, 'the views to retry their loads');
+    client.close();
+    expect(builds.status).toBe('closed');
+    expect(tail.status).toBe('closed');
+    const after = loads;
+    await sleep(20); // several retry periods: none may run
+    expect(loads).toBe(after);
+  });
 });

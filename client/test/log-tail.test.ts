@@ -230,7 +230,7 @@ describe('log tail', () => {
   });
 
   it('backs off when the REST API answers a fill without the lines asked for', async () => {
-    const { log, source, rest, tail, errors } = setup({ initial: 5 });
+    const { log, source, rest, tail, errors, reloads } = setup({ initial: 5 });
     source.ready();
     rest.respondAll();
     await ticks();
@@ -244,6 +244,19 @@ describe('log tail', () => {
     rest.respondAll();
     await ticks();
     expect(tail.lines).toEqual(log.lines);
+    expect(reloads).toEqual(['line_gap']); // one gap, however many tries
+  });
+
+  it('does not call a resync during the first load a reload', async () => {
+    const { source, rest, tail, reloads } = setup({ initial: 5 });
+    source.ready();
+    source.resync('overflow');
+    rest.respondAll();
+    await ticks();
+    rest.respondAll();
+    await ticks();
+    expect(tail.status).toBe('live');
+    expect(reloads).toEqual([]);
   });
 
   it('after a resync, extends the window with what was missed', async () => {
