@@ -118,7 +118,10 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
     }
     this.#options = options;
     this.#token = options.token;
-    this.#tokenObtainedAt = Date.now();
+    // A token handed over at creation may have been minted long before (embedded in the page):
+    // count its lifetime from `iat` when that is earlier, or the gateway's `exp` comes first.
+    const given = options.token === undefined ? undefined : readTokenTimes(options.token);
+    this.#tokenObtainedAt = Math.min(Date.now(), given?.iat !== undefined ? given.iat * 1000 : Infinity);
     const reconnectDelay = options.reconnectDelay ?? 500;
     const reconnectDelayMax = options.reconnectDelayMax ?? 20_000;
     this.#reconnectBackoff = new Backoff(reconnectDelay, reconnectDelayMax);
@@ -439,7 +442,11 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
         isObject(ack) && ack.ok === false && isObject(ack.error)
           ? ack.error
           : { code: ErrorCode.BadRequest, message: 'malformed subscribe acknowledgement from the gateway' };
-      if (sub._rejected(error)) this.#subscriptions.delete(sub);
+      if (sub._rejected(error)) {
+        this.#subscriptions.delete(sub);
+        // Refused for good: said here too, where an application that never listens to subscriptions still hears it.
+        this.emit('error', new TopicgateError(error.code, `subscribing to "${sub.pattern}" was refused: ${error.message}`));
+      }
     });
   }
 
@@ -556,6 +563,11 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
     return this.#tokenFetch;
   }
 
+  #dueNow(): boolean {
+    const times = this.#token === undefined ? undefined : readTokenTimes(this.#token);
+    return times !== undefined && refreshDelay(times, this.#tokenObtainedAt, Date.now(), this.#options.refreshBefore ?? 30_000) === 0;
+  }
+
   #scheduleRefresh(delay?: number): void {
     clearTimeout(this.#refreshTimer);
     this.#refreshTimer = undefined;
@@ -585,6 +597,9 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
     this.#socket.emit(ClientEvent.Refresh, { token }, (ack) => {
       if (epoch !== this.#epoch) return;
       if (isObject(ack) && ack.ok === true) {
+        // A fresh token already due (no `iat`, and this browser's clock runs ahead of its exp)
+        // would be refreshed again at once, forever: back off instead.
+        if (this.#dueNow()) return this.#scheduleRefresh(this.#refreshBackoff.next());
         this.#refreshBackoff.reset();
         this.#scheduleRefresh();
         return;

@@ -13,6 +13,8 @@ export const ClientErrorCode = {
   TokenUnavailable: 'token_unavailable',
   /** A REST `load` of a live collection, live resource or log tail failed; it is retried with backoff. */
   LoadFailed: 'load_failed',
+  /** A live collection's snapshot held items without an id (see its `id` option); they are left out. */
+  ItemWithoutId: 'item_without_id',
 } as const;
 export type ClientErrorCode = (typeof ClientErrorCode)[keyof typeof ClientErrorCode];
 

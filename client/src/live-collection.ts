@@ -81,6 +81,7 @@ export class LiveCollection<Item, M extends Message<string, unknown> = Message> 
   #status: LiveStatus = 'subscribing';
   #snapshot: readonly Item[] | undefined;
   #dirty = false;
+  #toldWithoutId = false;
   #notifyScheduled = false;
   readonly #stop: () => void;
 
@@ -221,9 +222,13 @@ export class LiveCollection<Item, M extends Message<string, unknown> = Message> 
     const before = [...this.#items.keys()];
     this.#items.clear();
     this.#orphans.clear();
+    let withoutId = 0;
     for (const item of snapshot) {
       const id = this.#id(item);
-      if (id === undefined) continue;
+      if (id === undefined) {
+        withoutId++;
+        continue;
+      }
       this.#items.set(id, item);
       this.#gone.delete(id);
       const version = this.#version(item);
@@ -233,6 +238,17 @@ export class LiveCollection<Item, M extends Message<string, unknown> = Message> 
       if (this.#items.has(id)) continue;
       this.#gone.set(id, this.#versions.get(id) ?? -Infinity);
       this.#versions.delete(id);
+    }
+    if (withoutId > 0 && !this.#toldWithoutId) {
+      // Most likely an API that names its ids otherwise: say so once, not at every reload.
+      this.#toldWithoutId = true;
+      this.emit(
+        'error',
+        new TopicgateError(
+          ClientErrorCode.ItemWithoutId,
+          `${withoutId} of ${snapshot.length} items of the snapshot have no id and are left out; pass \`id: (item) => …\` if your items name it otherwise than \`id\``,
+        ),
+      );
     }
     // Tombstones (`versions` of deleted ids, `gone`) outlive the snapshot: a late,
     // reordered message about a deleted item must not bring it back.

@@ -158,7 +158,8 @@ export class Subscription<M = Message> extends Emitter<SubscriptionEvents<M>> {
    * @returns whether the subscription ended.
    */
   _rejected(error: ProtocolError): boolean {
-    const err = new TopicgateError(error.code, error.message);
+    // Named by its pattern: a view over several patterns, or the client's own error listener, must say which.
+    const err = new TopicgateError(error.code, `subscribing to "${this.pattern}" was refused: ${error.message}`);
     if (RETRYABLE.has(error.code)) {
       this.emit('error', err);
       if (this.#state !== 'unsubscribed') this.#scheduleRetry();

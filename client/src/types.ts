@@ -67,7 +67,8 @@ export interface ClientEvents {
   /**
    * Something failed that the application may want to show: `unauthorized`
    * (handshake or refresh refused, with the gateway's message),
-   * `token_unavailable`, `transport`. The client keeps retrying unless it
+   * `token_unavailable`, `transport`, and a subscription refused for good
+   * (`forbidden`, `invalid_pattern`, …; the message names the pattern). The client keeps retrying unless it
    * cannot succeed (a static token that the gateway refused).
    */
   error(error: TopicgateError): void;

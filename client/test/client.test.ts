@@ -316,12 +316,16 @@ describe('the gateway ending or refusing subscriptions', () => {
     const gateway = new FakeGateway();
     gateway.hooks.refuseSubscribe = () => ({ code: ErrorCode.Forbidden, message: 'token does not allow logs.#' });
     const client = newClient(gateway);
+    const clientErrors: TopicgateError[] = [];
+    client.on('error', (e) => clientErrors.push(e));
     const sub = client.subscribe('logs.*.append');
     const ended = new Promise<{ reason: string; error?: TopicgateError }>((resolve) => sub.on('unsubscribed', resolve));
     const { reason, error } = await ended;
     expect(reason).toBe('rejected');
     expect(error?.code).toBe('forbidden');
-    expect(error?.message).toBe('token does not allow logs.#');
+    expect(error?.message).toBe('subscribing to "logs.*.append" was refused: token does not allow logs.#');
+    // Also on the client, for applications that never listen to a subscription's events.
+    expect(clientErrors.map((e) => [e.code, e.message])).toEqual([[error!.code, error!.message]]);
   });
 
   it('retries a subscription refused as unavailable until the broker is back', async () => {
@@ -401,9 +405,19 @@ describe('tokens', () => {
     expect(client.state).toBe('connected');
   });
 
+  it('counts a given token\'s life from its iat: one minted long ago is replaced before the first handshake', async () => {
+    const gateway = new FakeGateway();
+    const now = Math.floor(Date.now() / 1000);
+    const stale = makeToken({ sub: 'embedded in the page', iat: now - 8, exp: now + 2 }); // 10 s token, 8 s old
+    newClient(gateway, { token: stale, getToken: async () => freshToken(3600, 'fresh') });
+    await until(() => gateway.handshakeTokens.length === 1, 'the handshake');
+    expect(tokenClaims(gateway.handshakeTokens[0]!)['sub']).toBe('fresh');
+  });
+
   it('reconnects with the refreshed token after the gateway ended the socket', async () => {
     const gateway = new FakeGateway();
-    const first = freshToken(1, 'first');
+    // 2 s: `iat` is whole seconds, so the token's life as this browser counts it is 1–2 s.
+    const first = freshToken(2, 'first');
     const client = newClient(gateway, { token: first, getToken: async () => freshToken(3600, 'second') });
     const sub = client.subscribe('builds.#');
     await until(() => gateway.refreshTokens.length === 1, 'the refresh', 3_000);

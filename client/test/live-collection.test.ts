@@ -357,6 +357,25 @@ describe('live collection', () => {
     expect(rest.calls).toBe(3);
   });
 
+  it('says once, as an error, that snapshot items without an id are left out', async () => {
+    const source = new FakeSource<Msg>();
+    const rows = [{ buildid: 1, version: 1 }, { buildid: 2, version: 1 }];
+    const rest = new FakeRest<void, unknown[]>(() => rows);
+    const collection = new LiveCollection<unknown, Msg>({ source, load: () => rest.handler(undefined, new AbortController().signal) });
+    open.push(collection);
+    const errors: TopicgateError[] = [];
+    collection.on('error', (e) => errors.push(e));
+    source.ready();
+    rest.respondAll();
+    await ticks();
+    collection.reload();
+    rest.respondAll();
+    await ticks();
+    expect(collection.items).toEqual([]);
+    expect(errors.map((e) => e.code)).toEqual(['item_without_id']);
+    expect(errors[0]!.message).toMatch(/2 of 2 items .* no id .*`id: \(item\) =>/);
+  });
+
   it('backs off when REST fails, reports load_failed, and recovers', async () => {
     const { source, rest, collection, errors } = setup();
     source.ready();
