@@ -49,7 +49,8 @@ describe('the log viewer', () => {
     const finished = await waitForBuild(demo, `#${running.id} finished`, (b) => b.id === running.id && isFinished(b));
     await expect.poll(async () => (await readLogHeader(page)).state, SOON).toBe(finished.state);
     const rest = await demo.logLines(running.id);
-    expect(rest.length).toBeGreaterThan(20);
+    // A build that fails at its first step has only a handful of lines; any more is a long log.
+    expect(rest.length).toBeGreaterThan(5);
     await expectLogEquals(page, rest);
 
     const header = await readLogHeader(page);

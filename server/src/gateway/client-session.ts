@@ -58,6 +58,9 @@ const KNOWN_EVENTS = new Set<string>(Object.values(ClientEvent));
 /** The longest timer Node accepts; later expiries are re-armed when it fires. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** Longest wait at shutdown for a client's last notices to be written before its connection is cut. */
+const SHUTDOWN_FLUSH_MS = 2_000;
+
 export class ClientSession {
   private readonly subscriptions = new Map<string, Subscription>();
   private readonly outbox: Outbox;
@@ -91,7 +94,16 @@ export class ClientSession {
   async shutdown(): Promise<void> {
     const subs = [...this.subscriptions.values()];
     await Promise.all(subs.map((sub) => this.end(sub, UnsubscribedReason.Shutdown)));
+    // engine.io closes the connection once the notices are written; io.close()
+    // afterwards would discard whatever is still queued. Wait for it, bounded.
+    const conn = this.socket.conn;
+    const closed = new Promise<void>((resolve) => {
+      if (conn.readyState === 'closed') return resolve();
+      const timer = setTimeout(resolve, SHUTDOWN_FLUSH_MS);
+      conn.once('close', () => (clearTimeout(timer), resolve()));
+    });
     this.socket.disconnect(true);
+    await closed;
     await this.close('server shutting down');
   }
 
