@@ -3,7 +3,7 @@
  *
  * This file is the contract between the gateway, the SDK and anyone writing
  * their own client: event names, payloads and error codes are defined here
- * once and imported everywhere else. See DESIGN.md §3.
+ * once and imported everywhere else. Specification: docs/protocol.md.
  */
 import type { JsonObject } from './json.js';
 
@@ -48,6 +48,8 @@ export const ResyncReason = {
   Reconnected: 'reconnected',
   /** This client could not keep up and messages were dropped for it. */
   Overflow: 'overflow',
+  /** The gateway's AMQP channel carrying this subscription failed; messages in flight on it were lost. */
+  Interrupted: 'interrupted',
 } as const;
 export type ResyncReason = (typeof ResyncReason)[keyof typeof ResyncReason];
 

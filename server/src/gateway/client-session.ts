@@ -129,7 +129,7 @@ export class ClientSession {
     try {
       consumer = await this.deps.mq.startConsuming(pattern, (message) => this.relay(sub, message), {
         name: id,
-        onResync: () => this.resync(sub, 'reconnected'),
+        onResync: (reason) => this.resync(sub, reason),
         onEnd: (reason, detail) => this.onConsumerEnded(sub, reason, detail),
       });
     } catch (err) {

@@ -11,16 +11,20 @@
  * - consumers share pooled channels, up to `consumersPerChannel` each: a
  *   channel per subscription would cost broker memory and hit the broker's
  *   channel_max (2047) at a few thousand subscriptions. Pooled channels only
- *   run consume and cancel; if one is closed anyway, its consumers move to
- *   another channel and lose nothing (their queues keep messages meanwhile).
+ *   run consume and cancel. A pooled channel is unusable from its first error,
+ *   and when it closes its consumers move to another channel and are told
+ *   they may have lost messages: consumers do not acknowledge, so whatever
+ *   was in flight on the dead channel is gone.
  * - the publisher is one confirm channel.
  *
  * Every channel has an `error` listener: in amqplib an unhandled channel error
- * takes the whole connection down. A ChannelSet lives and dies with its
- * connection.
+ * takes the whole connection down, and so would the frames the broker still
+ * sends on a channel it has closed (amqp-trailing-frames.ts). A ChannelSet
+ * lives and dies with its connection.
  */
-import type { Channel, ChannelModel, ConfirmChannel } from 'amqplib';
+import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import type { Logger } from 'pino';
+import { guardTrailingFrames, type TrailingFrameGuard } from './amqp-trailing-frames.js';
 
 export interface ChannelSetOptions {
   /** Consumers per pooled channel. */
@@ -35,16 +39,65 @@ export interface ChannelSetOptions {
 
 /** Told when the pooled channel it consumes on was closed by the broker. */
 export interface PoolMember {
+  readonly queue: string;
   onChannelLost(): void;
 }
 
+/**
+ * `open`: takes new consumers. `failed`: the broker (or amqplib) reported an
+ * error on it; it is closing and its consumers will be moved. `retired`: we
+ * closed it because its last consumer left.
+ */
+type PooledChannelState = 'open' | 'failed' | 'retired';
+
 export class PooledChannel {
-  alive = true;
-  /** Consumers on this channel, plus consumes in flight. */
-  reserved = 0;
+  state: PooledChannelState = 'open';
+  /** Slots leased: consumers on this channel plus consumes in flight. */
+  leased = 0;
   readonly members = new Set<PoolMember>();
+  /** Tags of acknowledging consumers started here: a stray delivery for one must be requeued, not dropped. */
+  readonly ackModeTags = new Set<string>();
 
   constructor(readonly channel: Channel) {}
+
+  get usable(): boolean {
+    return this.state === 'open';
+  }
+}
+
+/**
+ * One consumer's place on a pooled channel, leased by `reserveConsumerSlot`.
+ * Released exactly once whatever the path, so a channel's lease count cannot
+ * drift and leave a channel open with nobody on it.
+ */
+export class ConsumerSlot {
+  private released = false;
+  private member: PoolMember | null = null;
+
+  constructor(
+    readonly pooled: PooledChannel,
+    private readonly onRelease: (pooled: PooledChannel) => void,
+  ) {}
+
+  get channel(): Channel {
+    return this.pooled.channel;
+  }
+
+  /** The consumer is now on the channel: tell it if the channel dies. */
+  join(member: PoolMember, consumerTag: string, acknowledging: boolean): void {
+    if (this.released) return;
+    this.member = member;
+    this.pooled.members.add(member);
+    if (acknowledging) this.pooled.ackModeTags.add(consumerTag);
+  }
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    if (this.member) this.pooled.members.delete(this.member);
+    this.member = null;
+    this.onRelease(this.pooled);
+  }
 }
 
 export class ChannelSet {
@@ -59,12 +112,15 @@ export class ChannelSet {
   /** The broker's reason for each channel it closed: amqplib fails what was pending with a bare "channel closed". */
   private readonly closeReasons = new WeakMap<Channel, Error>();
   private disposed = false;
+  private readonly trailingFrames: TrailingFrameGuard;
 
   constructor(
     private readonly connection: ChannelModel,
     private readonly options: ChannelSetOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.trailingFrames = guardTrailingFrames(connection, log);
+  }
 
   /** Opens the publisher and the warm operation channels. */
   async warmUp(): Promise<void> {
@@ -79,7 +135,7 @@ export class ChannelSet {
   }
 
   publisher(): Promise<ConfirmChannel> {
-    this.publisherChannel ??= this.open(true, () => (this.publisherChannel = null)) as Promise<ConfirmChannel>;
+    this.publisherChannel ??= this.open(true, { onClose: () => (this.publisherChannel = null) }) as Promise<ConfirmChannel>;
     return this.publisherChannel;
   }
 
@@ -122,25 +178,31 @@ export class ChannelSet {
     }
   }
 
-  /** A pooled channel with a slot reserved for one consumer; give it back with `releaseSlot`. */
-  async reserveConsumerSlot(): Promise<PooledChannel> {
+  /** A slot for one consumer on a usable pooled channel; release it when the consumer is gone. */
+  async reserveConsumerSlot(): Promise<ConsumerSlot> {
     for (const pooled of this.pool) {
-      if (pooled.alive && pooled.reserved < this.options.consumersPerChannel) {
-        pooled.reserved++;
-        return pooled;
+      if (pooled.usable && pooled.leased < this.options.consumersPerChannel) {
+        pooled.leased++;
+        return new ConsumerSlot(pooled, (p) => this.onSlotReleased(p));
       }
     }
+    if (this.disposed) throw new Error('the broker connection closed');
     // One channel opens at a time, so a burst of subscribes fills it instead of opening many.
     this.opening ??= this.openPooledChannel().finally(() => (this.opening = null));
     await this.opening;
     return this.reserveConsumerSlot();
   }
 
-  /** A consumer left (or never started); a pooled channel with none left is closed. */
-  releaseSlot(pooled: PooledChannel): void {
-    pooled.reserved--;
-    if (pooled.reserved > 0 || !pooled.alive) return;
-    pooled.alive = false;
+  /** The pooled channels, oldest first (for tests that need to break one). */
+  consumerChannels(): PooledChannel[] {
+    return [...this.pool];
+  }
+
+  /** A pooled channel with no consumer left is closed. */
+  private onSlotReleased(pooled: PooledChannel): void {
+    pooled.leased--;
+    if (pooled.leased > 0 || !pooled.usable) return;
+    pooled.state = 'retired';
     this.pool.delete(pooled);
     void pooled.channel.close().catch(() => undefined);
   }
@@ -153,7 +215,7 @@ export class ChannelSet {
   /** The connection is gone: nothing here is usable any more. */
   dispose(): void {
     this.disposed = true;
-    for (const pooled of this.pool) pooled.alive = false;
+    for (const pooled of this.pool) pooled.state = 'failed';
     this.pool.clear();
     this.idleOperations.length = 0;
     for (const waiter of this.waiting.splice(0)) waiter(null);
@@ -163,11 +225,15 @@ export class ChannelSet {
     this.operationsOpen++;
     let channel: Channel;
     try {
-      channel = await this.open(false, () => {
-        this.operationsOpen--;
-        this.dead.add(channel);
-        const idle = this.idleOperations.indexOf(channel);
-        if (idle >= 0) this.idleOperations.splice(idle, 1);
+      channel = await this.open(false, {
+        // Never lease it again, even before amqplib gets round to closing it.
+        onError: () => this.dead.add(channel),
+        onClose: () => {
+          this.operationsOpen--;
+          this.dead.add(channel);
+          const idle = this.idleOperations.indexOf(channel);
+          if (idle >= 0) this.idleOperations.splice(idle, 1);
+        },
       });
     } catch (err) {
       this.operationsOpen--;
@@ -178,35 +244,79 @@ export class ChannelSet {
 
   private async openPooledChannel(): Promise<PooledChannel> {
     let pooled: PooledChannel | null = null;
-    const channel = await this.open(false, () => {
-      if (!pooled) return;
-      this.pool.delete(pooled);
-      if (!pooled.alive) return; // closed by us
-      pooled.alive = false;
-      // When the connection dies every channel closes first; the reconnect moves
-      // consumers then. Decide once the connection's own close has been processed.
-      setImmediate(() => {
-        if (this.disposed) return;
-        this.log.warn({ consumers: pooled!.members.size }, 'the broker closed a consumer channel; moving its consumers to another');
-        for (const member of pooled!.members) member.onChannelLost();
-      });
+    const channel = await this.open(false, {
+      // Unusable from the first error: a consume placed on it now would fail with "Channel closing".
+      onError: () => {
+        if (pooled?.state === 'open') pooled.state = 'failed';
+      },
+      onClose: () => {
+        if (!pooled) return;
+        this.pool.delete(pooled);
+        if (pooled.state === 'retired') return; // closed by us, empty
+        pooled.state = 'failed';
+        // When the connection dies every channel closes first; the reconnect moves
+        // consumers then. Decide once the connection's own close has been processed.
+        setImmediate(() => {
+          if (this.disposed) return;
+          this.log.warn(
+            { consumers: pooled!.members.size, reason: this.closeReasons.get(channel)?.message },
+            'the broker closed a consumer channel; moving its consumers to another and telling their clients to resync (messages in flight on it are lost)',
+          );
+          for (const member of [...pooled!.members]) member.onChannelLost();
+        });
+      },
+    });
+    pooled = new PooledChannel(channel);
+    tolerateStrayDeliveries(channel, (consumerTag, message) => {
+      // Requeue a stray for an acknowledging consumer: unacknowledged it would sit here until the channel closes.
+      if (message && pooled!.ackModeTags.has(consumerTag) && pooled!.usable) channel.nack(message, false, true);
+      this.log.debug({ consumerTag, cancel: message === null }, 'dropped a delivery for a consumer that has already been cancelled');
     });
     await channel.prefetch(this.options.prefetch);
-    pooled = new PooledChannel(channel);
     this.pool.add(pooled);
     return pooled;
   }
 
-  private async open(confirm: boolean, onClose: () => void): Promise<Channel> {
+  private async open(confirm: boolean, on: { onError?: () => void; onClose: () => void }): Promise<Channel> {
     const channel = confirm ? await this.connection.createConfirmChannel() : await this.connection.createChannel();
     // Only a channel the broker closes (or amqplib for a protocol error) emits
     // `error`; a connection loss closes channels without one. An operator
     // needs the reply code and text to see what was refused.
     channel.on('error', (err: Error) => {
       this.closeReasons.set(channel, err);
+      this.trailingFrames.brokerClosed(channel);
+      on.onError?.();
       this.log.warn({ code: (err as { code?: unknown }).code, err: err.message }, 'the broker closed a channel');
     });
-    channel.on('close', onClose);
+    channel.on('close', on.onClose);
     return channel;
   }
+}
+
+/**
+ * amqplib closes a whole channel (541 INTERNAL_ERROR, "Unknown consumer")
+ * when a delivery or a broker-sent cancel arrives for a consumer tag it has
+ * already forgotten. RabbitMQ can send one legitimately: if a queue dies while
+ * the broker handles our basic.cancel, the broker answers cancel-ok itself,
+ * ahead of deliveries the queue had already sent. On a shared channel that
+ * would end every other consumer on it for the sake of one that was leaving,
+ * so such strays are handed to `onStray` instead.
+ *
+ * This reaches into amqplib's BaseChannel (`consumers`, `dispatchMessage`,
+ * stable since 0.5); if a future amqplib lacks them, nothing is patched and
+ * the channel-loss handling above still resyncs the consumers.
+ */
+export function tolerateStrayDeliveries(channel: Channel, onStray: (consumerTag: string, message: ConsumeMessage | null) => void): boolean {
+  const internals = channel as unknown as {
+    consumers?: unknown;
+    dispatchMessage?: (fields: { consumerTag: string }, message: ConsumeMessage | null) => unknown;
+  };
+  const dispatch = internals.dispatchMessage;
+  const consumers = internals.consumers;
+  if (typeof dispatch !== 'function' || !(consumers instanceof Map)) return false;
+  internals.dispatchMessage = function (this: unknown, fields, message) {
+    if (!consumers.has(fields.consumerTag)) return onStray(fields.consumerTag, message);
+    return dispatch.call(this, fields, message);
+  };
+  return true;
 }

@@ -6,8 +6,8 @@
 import type { ConsumeMessage } from 'amqplib';
 import { BodyError, type JsonObject } from '@topicgate/shared';
 import type { Logger } from 'pino';
-import type { ChannelSet, PoolMember, PooledChannel } from './amqp-channels.js';
-import { BrokerOperationError, UnavailableError, type ConsumeOptions, type Consumer, type ConsumerEndReason, type MessageHandler } from './connector.js';
+import type { ChannelSet, ConsumerSlot, PoolMember } from './amqp-channels.js';
+import { BrokerOperationError, UnavailableError, type ConsumeOptions, type Consumer, type ConsumerEndReason, type ConsumerResyncReason, type MessageHandler } from './connector.js';
 
 const NOT_FOUND = 404;
 
@@ -29,11 +29,23 @@ export interface DecodedBody {
 }
 
 export class AmqpConsumer implements Consumer, PoolMember {
-  private pooled: PooledChannel | null = null;
+  private slot: ConsumerSlot | null = null;
   private consumerTag: string | null = null;
+  /** Set once by stopConsuming() or end(): no delivery is handed on after it, and no step starts again. */
   private stopped = false;
-  /** The re-declare in flight after a reconnect: an unsubscribe waits for it, so the queue is gone when it resolves. */
-  private restarting: Promise<void> | null = null;
+  /** Cancel, then delete: what stopping does, run once; stopConsuming() returns it. */
+  private finishing: Promise<void> | null = null;
+  /**
+   * The declare or consume in flight (start, a restart after a reconnect, a
+   * move after a channel loss). Stopping waits for it, so the consumer it may
+   * still create is cancelled and the queue deleted after it, never before.
+   */
+  private inFlight: Promise<void> | null = null;
+  /**
+   * Messages may have been lost (reconnect, channel loss): say so once the
+   * queue is consuming again, and before its first delivery since.
+   */
+  private owedResync: ConsumerResyncReason | null = null;
   private readonly persistent: boolean;
 
   constructor(
@@ -47,22 +59,8 @@ export class AmqpConsumer implements Consumer, PoolMember {
   }
 
   /** Declare, bind, consume. On failure nothing is left behind: no queue, no pool slot. */
-  async start(channels: ChannelSet): Promise<void> {
-    let step = 'declare';
-    try {
-      await this.declareQueue(channels);
-      step = 'bind';
-      await this.bind(channels);
-      step = 'consume from';
-      await this.consume(channels);
-    } catch (err) {
-      // Only a queue we declared is ours to delete; a refused declare may be about someone else's.
-      if (step !== 'declare' && !this.persistent) await this.deleteQueue(channels);
-      throw this.failure(step, err);
-    }
-    // Stopped meanwhile (an unsubscribe racing the re-declare after a reconnect):
-    // its delete may have run before our declare, so the queue is ours to delete.
-    if (this.stopped && !this.persistent) await this.deleteQueue(channels);
+  start(channels: ChannelSet): Promise<void> {
+    return this.track(this.declareAndConsume(channels));
   }
 
   /**
@@ -75,12 +73,12 @@ export class AmqpConsumer implements Consumer, PoolMember {
     const deadline = Date.now() + Math.max(3 * this.host.heartbeatSeconds, 5) * 1000;
     for (let attempt = 0; ; attempt++) {
       if (this.stopped || this.host.channels !== channels) return;
-      this.pooled = null;
+      this.slot = null; // it belonged to the dead connection's channels
       this.consumerTag = null;
+      this.owedResync = 'reconnected';
       try {
-        this.restarting = this.start(channels);
-        await this.restarting;
-        if (!this.persistent && !this.stopped) this.options.onResync?.();
+        await this.start(channels);
+        this.payResync();
         return;
       } catch (err) {
         if (this.stopped) return; // unsubscribed meanwhile; start() left nothing behind
@@ -89,36 +87,87 @@ export class AmqpConsumer implements Consumer, PoolMember {
           return;
         }
         await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 250 * 2 ** attempt)));
-      } finally {
-        this.restarting = null;
       }
     }
   }
 
-  async stopConsuming(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    this.host.forget(this);
-    const channels = this.host.channels;
-    this.leavePool(true);
-    if (!this.persistent && channels) await this.deleteQueue(channels);
-    await this.restarting?.catch(() => undefined); // it deletes what it declared once it sees us stopped
+  stopConsuming(): Promise<void> {
+    if (!this.finishing) {
+      this.stopped = true;
+      this.host.forget(this);
+      this.finishing = this.finish({ cancel: true, deleteQueue: !this.persistent });
+    }
+    return this.finishing;
   }
 
-  /** PoolMember: our pooled channel was closed by a broker error caused by someone else's operation. */
+  /**
+   * PoolMember: our pooled channel died (a broker error, caused by us or by a
+   * consumer beside us). We do not acknowledge, so whatever the broker had
+   * sent down that channel is lost: consume again elsewhere, then say so.
+   */
   onChannelLost(): void {
     if (this.stopped) return;
-    this.pooled = null;
+    this.slot?.release();
+    this.slot = null;
     this.consumerTag = null;
     const channels = this.host.channels;
     if (!channels) return; // the reconnect restarts us
-    this.consume(channels).catch((err: unknown) => {
-      this.end(isNotFound(err, 'queue', this.queue) ? 'queue_deleted' : 'broker_error', `could not consume again after a channel loss: ${describe(err)}`);
-    });
+    this.owedResync = 'interrupted';
+    this.track(this.consume(channels)).then(
+      () => this.payResync(),
+      (err: unknown) => {
+        this.end(isNotFound(err, 'queue', this.queue) ? 'queue_deleted' : 'broker_error', `could not consume again after a channel loss: ${describe(err)}`);
+      },
+    );
   }
 
-  private async declareQueue(channels: ChannelSet): Promise<void> {
-    await channels.withOperationChannel(async (ch) => {
+  private payResync(): void {
+    const reason = this.owedResync;
+    this.owedResync = null;
+    if (reason && !this.persistent && !this.stopped) this.options.onResync?.(reason);
+  }
+
+  private async declareAndConsume(channels: ChannelSet): Promise<void> {
+    let step = 'declare';
+    try {
+      await this.declareQueue(channels);
+      step = 'bind';
+      await this.bind(channels);
+      step = 'consume from';
+      await this.consume(channels);
+    } catch (err) {
+      // Only a queue we declared is ours to delete; a refused declare may be about someone else's.
+      if (step !== 'declare' && !this.persistent) await this.deleteQueue(channels);
+      throw this.failure(step, err);
+    }
+  }
+
+  private track(step: Promise<void>): Promise<void> {
+    const settled = step.catch(() => undefined);
+    this.inFlight = settled;
+    void settled.then(() => {
+      if (this.inFlight === settled) this.inFlight = null;
+    });
+    return step;
+  }
+
+  /**
+   * The order matters: the broker must have acknowledged the cancel before the
+   * queue is deleted. A queue deleted while the broker handles the cancel
+   * makes it answer cancel-ok ahead of deliveries already on their way, and
+   * those arrive for a consumer amqplib has forgotten (see
+   * tolerateStrayDeliveries). Deleting after cancel-ok also means the broker
+   * sends no cancel of its own.
+   */
+  private async finish({ cancel, deleteQueue }: { cancel: boolean; deleteQueue: boolean }): Promise<void> {
+    await this.inFlight;
+    await this.leaveChannel(cancel);
+    const channels = this.host.channels;
+    if (deleteQueue && channels) await this.deleteQueue(channels);
+  }
+
+  private declareQueue(channels: ChannelSet): Promise<void> {
+    return channels.withOperationChannel(async (ch) => {
       await ch.assertQueue(this.queue, this.persistent ? { durable: true } : { exclusive: true, durable: false });
     });
   }
@@ -143,36 +192,31 @@ export class AmqpConsumer implements Consumer, PoolMember {
     }
   }
 
-  /** Starts consuming on a pooled channel; retried once elsewhere if another consumer's error closed that channel. */
+  /** Starts consuming on a pooled channel; retried once on another if that channel failed meanwhile. */
   private async consume(channels: ChannelSet, retry = true): Promise<void> {
-    const pooled = await channels.reserveConsumerSlot();
+    const slot = await channels.reserveConsumerSlot();
     try {
-      const { consumerTag } = await pooled.channel.consume(this.queue, (msg) => this.onDelivery(pooled, msg), { noAck: !this.persistent });
-      this.pooled = pooled;
+      const { consumerTag } = await slot.channel.consume(this.queue, (msg) => this.onDelivery(slot, msg), { noAck: !this.persistent });
+      this.slot = slot;
       this.consumerTag = consumerTag;
-      pooled.members.add(this);
+      slot.join(this, consumerTag, this.persistent);
     } catch (err) {
-      channels.releaseSlot(pooled);
+      slot.release();
       if (retry && !isNotFound(err, 'queue', this.queue) && this.host.channels === channels) return this.consume(channels, false);
       throw err;
     }
-    if (this.stopped) this.leavePool(true); // stopped while the consume was in flight
   }
 
-  private leavePool(cancel: boolean): void {
-    const pooled = this.pooled;
+  /** Off our pooled channel: cancelled first when asked (and the channel still works), then the slot given back. */
+  private async leaveChannel(cancel: boolean): Promise<void> {
+    const slot = this.slot;
     const tag = this.consumerTag;
-    this.pooled = null;
+    this.slot = null;
     this.consumerTag = null;
-    if (!pooled) return;
-    pooled.members.delete(this);
-    const channels = this.host.channels;
-    if (cancel && pooled.alive && tag) {
-      // Cancel before giving the slot back: closing an empty channel must not race the cancel.
-      void pooled.channel.cancel(tag).catch(() => undefined).finally(() => channels?.releaseSlot(pooled));
-    } else {
-      channels?.releaseSlot(pooled);
-    }
+    if (!slot) return;
+    // Cancel before giving the slot back: closing an emptied channel must not race the cancel.
+    if (cancel && tag && slot.pooled.usable) await slot.channel.cancel(tag).catch(() => undefined);
+    slot.release();
   }
 
   private async deleteQueue(channels: ChannelSet): Promise<void> {
@@ -184,12 +228,18 @@ export class AmqpConsumer implements Consumer, PoolMember {
   }
 
   /** The hot path's first step: validate once, hand over; acknowledge only for persistent consumers. */
-  private onDelivery(pooled: PooledChannel, msg: ConsumeMessage | null): void {
+  private onDelivery(slot: ConsumerSlot, msg: ConsumeMessage | null): void {
     if (msg === null) {
       // basic.cancel from the broker: the queue was deleted from outside.
       this.end('queue_deleted', `queue ${this.queue} was deleted on the broker`);
       return;
     }
+    if (this.stopped) {
+      // Between our cancel and its cancel-ok: nobody wants it. Give an acknowledging consumer's back to the queue.
+      if (this.persistent) this.settle(slot, msg, 'requeue');
+      return;
+    }
+    this.payResync(); // consume-ok and the first deliveries can arrive in one read, before the consume's promise settles
     const key = msg.fields.routingKey;
     let decoded: DecodedBody;
     try {
@@ -199,7 +249,7 @@ export class AmqpConsumer implements Consumer, PoolMember {
         { queue: this.queue, key, err: err instanceof BodyError ? err.message : describe(err) },
         'dropped a message whose body is not a JSON object; fix its publisher',
       );
-      if (this.persistent) this.settle(pooled, msg, false);
+      if (this.persistent) this.settle(slot, msg, 'reject');
       return;
     }
     let result: void | Promise<void> = undefined;
@@ -211,19 +261,19 @@ export class AmqpConsumer implements Consumer, PoolMember {
     if (!this.persistent) return;
     if (result instanceof Promise) {
       result.then(
-        () => this.settle(pooled, msg, true),
-        (err: unknown) => (this.reportHandlerError(key, err), this.settle(pooled, msg, true)),
+        () => this.settle(slot, msg, 'ack'),
+        (err: unknown) => (this.reportHandlerError(key, err), this.settle(slot, msg, 'ack')),
       );
     } else {
-      this.settle(pooled, msg, true);
+      this.settle(slot, msg, 'ack');
     }
   }
 
-  /** Acks go to the channel that delivered, and only while it lives: an unknown delivery tag closes a channel. */
-  private settle(pooled: PooledChannel, msg: ConsumeMessage, ok: boolean): void {
-    if (!pooled.alive) return;
-    if (ok) pooled.channel.ack(msg);
-    else pooled.channel.nack(msg, false, false);
+  /** Acks go to the channel that delivered, and only while it works: an unknown delivery tag closes a channel. */
+  private settle(slot: ConsumerSlot, msg: ConsumeMessage, how: 'ack' | 'reject' | 'requeue'): void {
+    if (!slot.pooled.usable) return;
+    if (how === 'ack') slot.channel.ack(msg);
+    else slot.channel.nack(msg, false, how === 'requeue');
   }
 
   private reportHandlerError(key: string, err: unknown): void {
@@ -234,9 +284,9 @@ export class AmqpConsumer implements Consumer, PoolMember {
     if (this.stopped) return;
     this.stopped = true;
     this.host.forget(this);
-    this.leavePool(reason !== 'queue_deleted');
-    const channels = this.host.channels;
-    if (!this.persistent && reason !== 'queue_deleted' && channels) void this.deleteQueue(channels);
+    // A queue deleted from outside took its consumer with it: nothing to cancel or delete.
+    const gone = reason === 'queue_deleted';
+    this.finishing = this.finish({ cancel: !gone, deleteQueue: !gone && !this.persistent });
     this.host.log.warn({ queue: this.queue, pattern: this.pattern, reason, detail }, 'consumer ended by the broker');
     this.options.onEnd?.(reason, detail);
   }

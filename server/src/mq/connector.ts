@@ -22,6 +22,13 @@ export interface MqMessage {
  */
 export type MessageHandler = (message: MqMessage) => void | Promise<void>;
 
+/**
+ * Why a live consumer may have lost messages: the broker connection was
+ * re-established (`reconnected`), or the channel it consumed on died and it
+ * now consumes on another (`interrupted`).
+ */
+export type ConsumerResyncReason = 'reconnected' | 'interrupted';
+
 /** Why a consumer stopped without `stopConsuming()` being called. */
 export type ConsumerEndReason = 'queue_deleted' | 'broker_error' | 'closed';
 
@@ -38,8 +45,8 @@ export interface ConsumeOptions {
    * connector; one is generated when omitted.
    */
   name?: string;
-  /** Messages may have been lost (the broker connection was re-established); the consumer is still live. */
-  onResync?: () => void;
+  /** Messages may have been lost; the consumer is still live, and everything from now on arrives. */
+  onResync?: (reason: ConsumerResyncReason) => void;
   /** The consumer ended on its own (queue deleted from outside, broker error, connector closed). */
   onEnd?: (reason: ConsumerEndReason, detail: string) => void;
 }
@@ -47,7 +54,10 @@ export interface ConsumeOptions {
 export interface Consumer {
   /** The broker queue this consumer reads. */
   readonly queue: string;
-  /** Cancels the consumer and, for a transient one, deletes its queue. Idempotent. */
+  /**
+   * Cancels the consumer and, for a transient one, then deletes its queue;
+   * resolves when both are done. Idempotent: every call returns the same promise.
+   */
   stopConsuming(): Promise<void>;
 }
 

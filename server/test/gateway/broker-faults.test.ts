@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { channelCount, closeConnections, deleteQueueAsOperator, eventually, listQueues, requireBroker, withAdminChannel } from '../support/broker.js';
 import { connectClient, startTestGateway, stopTestGateways, type TestClient, type TestGateway } from '../support/gateway.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
+import type { AmqpConnector } from '../../src/mq/amqp.js';
 
 const proxies: TcpProxy[] = [];
 const clients: TestClient[] = [];
@@ -170,5 +171,37 @@ describe('a broker error on one subscription ends only that subscription', () =>
     const id = await c.mustSubscribe('again.#');
     await gateway.mq.produce('again.1', {});
     await c.messages.waitFor((m) => m.id === id);
+  });
+
+  it('a consumer channel killed by a broker error sends resync interrupted to exactly its subscriptions, whose seq then continues', async () => {
+    const gateway = await startTestGateway();
+    const a = await client(gateway.url);
+    const b = await client(gateway.url);
+    // Consumers share channels 100 at a time: a's 100 fill the first, b's one opens a second.
+    const aIds: string[] = [];
+    for (let i = 0; i < 100; i++) aIds.push(await a.mustSubscribe('chan.#'));
+    const bId = await b.mustSubscribe('chan.#');
+    const pools = (gateway.mq as AmqpConnector).channels!.consumerChannels();
+    expect(pools.map((p) => p.members.size)).toEqual([100, 1]);
+
+    await gateway.mq.produce('chan.1', { n: 1 });
+    await b.messages.waitFor((m) => m.body.n === 1);
+    await a.messages.waitForCount(100);
+    // A broker error on the first channel only: an acknowledgement for a delivery it never made.
+    pools[0]!.channel.ack({ fields: { deliveryTag: 999_999 } } as never);
+    await a.resyncs.waitForCount(100);
+    expect(new Set(a.resyncs.items.map((r) => r.id))).toEqual(new Set(aIds));
+    expect(a.resyncs.items.every((r) => r.reason === 'interrupted')).toBe(true);
+
+    await gateway.mq.produce('chan.2', { n: 2 });
+    await a.messages.waitForCount(200);
+    await b.messages.waitFor((m) => m.body.n === 2);
+    expect(b.resyncs.items).toEqual([]);
+    for (const id of [...aIds, bId]) {
+      const client = id === bId ? b : a;
+      expect(client.deliveriesFor(id).map((d) => [d.body.n, d.seq])).toEqual([[1, 1], [2, 2]]);
+    }
+    expect(await readyStatus(gateway)).toBe(200);
+    expect((await listQueues(gateway.queuePrefix)).length).toBe(101);
   });
 });

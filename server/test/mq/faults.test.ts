@@ -8,7 +8,6 @@
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import amqp, { type Channel } from 'amqplib';
-import pino, { type Logger } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ChannelSet } from '../../src/mq/amqp-channels.js';
 import type { AmqpConsumer } from '../../src/mq/amqp-consumer.js';
@@ -30,6 +29,7 @@ import {
   withAdminChannel,
 } from '../support/broker.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
+import { ERROR, recordingLog, WARN } from '../support/recording-log.js';
 
 const exchanges: string[] = [];
 const users: string[] = [];
@@ -56,21 +56,6 @@ async function connector(overrides: Partial<AmqpConnectorOptions> = {}): Promise
   return mq;
 }
 
-interface LogRecord {
-  level: number;
-  msg: string;
-  [field: string]: unknown;
-}
-
-/** A logger that keeps what it logs, for checking what an operator would read. */
-function recordingLog(): { log: Logger; records: LogRecord[] } {
-  const records: LogRecord[] = [];
-  const log = pino({ level: 'debug' }, { write: (line: string) => void records.push(JSON.parse(line) as LogRecord) });
-  return { log, records };
-}
-
-const WARN = 40;
-const ERROR = 50;
 
 beforeAll(requireBroker);
 afterEach(async () => {
