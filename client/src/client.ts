@@ -90,7 +90,7 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
   readonly #subscriptions = new Set<Subscription<any>>();
   /** Gateway id → subscription, for the current socket only. */
   readonly #byId = new Map<string, Subscription<any>>();
-  /** Events for ids whose ack is still in flight (DESIGN §6: they can arrive in the same tick, or first). */
+  /** Events for ids whose ack is still in flight (docs/protocol.md §8, §14.1: they can arrive in the same tick, or first). */
   readonly #held = new Map<string, HeldEvent[]>();
   #acksInFlight = 0;
   /** Bumped whenever the socket goes away, so that acks from an older socket are recognised. */

@@ -1,10 +1,10 @@
 /**
  * A collection kept equal to the REST API's, from a snapshot plus messages.
  *
- * The order of operations is what makes it correct (DESIGN §6): the source is
- * subscribed before the snapshot is requested, so no change can fall between
- * the two; what arrives while the snapshot loads is held and then applied only
- * where it is newer than the snapshot. Whenever the messages can no longer be
+ * The order of operations is what makes it correct (docs/protocol.md §14.3):
+ * the source is subscribed before the snapshot is requested, so no change can
+ * fall between the two; what arrives while the snapshot loads is held and then
+ * applied only where it is newer than the snapshot. Whenever the messages can no longer be
  * trusted to describe every change (a version gap or regression, an invalid
  * transition, a resync, a reconnect) the snapshot is loaded again. Loads are
  * coalesced (one in flight, at most one queued) and retried with backoff.

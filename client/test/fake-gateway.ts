@@ -6,9 +6,9 @@
  * Fidelity that the tests rely on:
  * - Packets travel through one FIFO "wire" flushed on a macrotask: whatever
  *   the gateway sends in one step (an ack, then a batch) reaches the client in
- *   the same task, as frames read from one TCP segment do. DESIGN §6's trap is
- *   reproduced by publishing from `hooks.afterAck` (batch right after the ack)
- *   or `hooks.beforeAck` (batch before it).
+ *   the same task, as frames read from one TCP segment do. The trap of
+ *   docs/protocol.md §14.1 is reproduced by publishing from `hooks.afterAck`
+ *   (batch right after the ack) or `hooks.beforeAck` (batch before it).
  * - The fake socket behaves like socket.io-client 4.x where the SDK cares:
  *   `auth` may be a callback, called on every handshake; a refused handshake
  *   (`connect_error` with `data`) or a server-side disconnect

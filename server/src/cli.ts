@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `topicgate` command: serve, demo, token, publish. See DESIGN.md §5.
+ * The `topicgate` command: serve, demo, token, publish. See docs/architecture.md §8.
  */
 import { decodeBody, routingKeyError, BodyError } from '@topicgate/shared';
 import { ConfigError, SETTINGS, envName, loadConfig, readSettings, type SettingName } from './config.js';

@@ -1,7 +1,7 @@
 /**
  * Configuration: environment variables `TOPICGATE_*`, each overridable by a
  * command-line flag named like the variable without the prefix, in kebab case
- * (`TOPICGATE_AMQP_URL` → `--amqp-url`). See DESIGN.md §5.
+ * (`TOPICGATE_AMQP_URL` → `--amqp-url`). See docs/architecture.md §8.
  */
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';

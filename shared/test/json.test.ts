@@ -1,6 +1,6 @@
 /**
  * Message bodies: always a JSON object on the wire, with `Date`s written as
- * seconds since the UNIX epoch (DESIGN.md §1).
+ * seconds since the UNIX epoch (docs/protocol.md §11).
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';

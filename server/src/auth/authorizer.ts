@@ -1,8 +1,8 @@
 /**
  * May this connection subscribe to this pattern? A subscription is allowed only
  * if every routing key its pattern can match is matched by at least one of the
- * token's `topics` (DESIGN.md §4): containment under topic semantics, never a
- * string prefix test. The gateway asks on `subscribe`, and again for every live
+ * token's `topics` (docs/protocol.md §10.3): containment under topic semantics,
+ * never a string prefix test. The gateway asks on `subscribe`, and again for every live
  * subscription after a `refresh`.
  */
 import { checkCoverage } from './containment.js';

@@ -1,10 +1,10 @@
 /**
  * Pattern containment: may a token that allows the patterns `allowed` subscribe
  * to `pattern`? Only if every routing key `pattern` can match is matched by at
- * least one allowed pattern (DESIGN.md §4). This is the heart of the security
- * model, so the rule here is: never say "covered" without a proof. Answering
- * "not covered" for a pattern that is in fact covered costs a user a refused
- * subscription; the opposite leaks messages.
+ * least one allowed pattern (docs/protocol.md §10.3). This is the heart of the
+ * security model, so the rule here is: never say "covered" without a proof.
+ * Answering "not covered" for a pattern that is in fact covered costs a user a
+ * refused subscription; the opposite leaks messages.
  *
  * How it works. A topic pattern is a small automaton over *words*: a literal
  * word consumes itself, `*` consumes any one word, `#` loops on any word and

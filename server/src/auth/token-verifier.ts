@@ -1,6 +1,6 @@
 /**
- * JWT verification for the socket.io handshake and `refresh` (DESIGN.md §3,
- * §4), and minting for `topicgate token` and the demo.
+ * JWT verification for the socket.io handshake and `refresh` (docs/protocol.md
+ * §2.1, §4.3, §10), and minting for `topicgate token` and the demo.
  *
  * Rules that keep it safe:
  * - `none` is never accepted, not even when a configuration lists it (that

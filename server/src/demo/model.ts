@@ -17,7 +17,7 @@ export interface Build {
   project: string;
   state: BuildState;
   steps: Step[];
-  /** Grows by one with every change of this build (DESIGN.md §1). */
+  /** Grows by one with every change of this build (docs/protocol.md §11). */
   version: number;
   /** Epoch seconds. */
   createdAt: number;

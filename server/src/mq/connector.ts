@@ -1,7 +1,7 @@
 /**
  * The MQ connector: the one interface the gateway uses to reach a topic
  * exchange, with two implementations (`amqp`: RabbitMQ; `embedded`: in
- * process). It knows nothing of sockets or tokens. See DESIGN.md §2.
+ * process). It knows nothing of sockets or tokens. See docs/architecture.md §4; the contract is docs/protocol.md §12.
  */
 import type { EventEmitter } from 'node:events';
 import type { JsonObject, PublishableBody } from '@topicgate/shared';

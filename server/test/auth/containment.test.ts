@@ -11,7 +11,7 @@ import { checkCoverage, patternCovered, uncoveredExample } from '../../src/auth/
 
 /** [pattern, the token's topics, covered?, a shortest uncovered key when not] */
 const CASES: Array<[string, string[], boolean, string?]> = [
-  // The examples of DESIGN.md §4.
+  // The examples of docs/protocol.md §10.3.
   ['builds.*.finished', ['builds.#'], true],
   ['builds.#', ['builds.*'], false, 'builds'],
   ['builds.*', ['builds.#'], true],

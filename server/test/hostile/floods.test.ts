@@ -1,5 +1,5 @@
 /**
- * Floods (DESIGN.md §3 limits): thousands of unknown events, subscribes past
+ * Floods (docs/protocol.md §9 limits): thousands of unknown events, subscribes past
  * the per-socket rate or subscription limit, unsubscribes and refreshes of
  * garbage. Every acked event gets its ack (limit_exceeded where a limit is
  * hit), no queue appears beyond what was acknowledged, the gateway stays up,

@@ -3,8 +3,9 @@
  * child process on the real RabbitMQ (a crash shows up as an exited process,
  * not as a dead test runner). For any pattern, any subscribe/unsubscribe
  * payload, any event name with any arguments: every ack is well-formed and
- * consistent with DESIGN.md §1/§3/§4, the gateway stays up, and once every
- * success is unsubscribed the gateway holds no queue but the bystander's.
+ * consistent with docs/protocol.md §3, §4, §5, §10, the gateway stays up, and
+ * once every success is unsubscribed the gateway holds no queue but the
+ * bystander's.
  */
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -291,7 +292,7 @@ describe('fuzzing the wire protocol', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(smallPattern, { minLength: 1, maxLength: 3 }), smallPattern, async (topics, pattern) => {
         const expected = containedBruteForce(pattern, topics, 8);
-        // Ambiguity: an all-`#` pattern also matches the empty key, which §1 does not make clear is a key at all.
+        // An all-`#` pattern also matches the empty key, which containment counts (docs/protocol.md §3, §10.3) and brute force does not enumerate.
         const matchesEmpty = pattern.split('.').every((w) => w === '#');
         const topicsMatchEmpty = topics.some((t) => t.split('.').every((w) => w === '#'));
         const c = await connect(h.gateway.url, token({ topics }));

@@ -1,6 +1,6 @@
 /**
  * Shared scaffolding for the hostile-input suites (black-box: everything here
- * is derived from DESIGN.md §1, §3, §4 and the public test support).
+ * is derived from docs/protocol.md §3, §4, §5, §10 and the public test support).
  *
  * A `Harness` is one gateway on the real RabbitMQ with a well-behaved
  * "bystander" client subscribed to `bystander.#`. After every test,
@@ -21,7 +21,7 @@ import { channelCount, eventually, listQueues, requireBroker, TEST_AMQP_URL, uni
 import type { ChildGateway } from '../support/child-gateway.js';
 import { startTestGateway, TestClient, type TestGateway } from '../support/gateway.js';
 
-/** Every code an `{ ok: false }` ack may carry (DESIGN.md §3). */
+/** Every code an `{ ok: false }` ack may carry (docs/protocol.md §5). */
 export const ACK_CODES = ['invalid_pattern', 'forbidden', 'limit_exceeded', 'unavailable', 'bad_request', 'unknown_subscription', 'unauthorized'] as const;
 
 /** Unique per run, so a message that leaks it can be spotted. */
@@ -106,7 +106,7 @@ export function disconnectWithin(socket: Socket, ms: number): Promise<string | n
 
 export type AnyAck = { ok: true; id?: string } | { ok: false; error: { code: string; message: string } };
 
-/** Asserts an ack is well-formed per §3; returns it typed. `success` says what a success must carry. */
+/** Asserts an ack is well-formed per docs/protocol.md §5; returns it typed. `success` says what a success must carry. */
 export function assertWellFormed(ack: unknown, success: 'id' | 'plain', context: string): AnyAck {
   const where = `${context}: ack ${JSON.stringify(ack)?.slice(0, 300)}`;
   expect(ack, where).toBeTypeOf('object');
@@ -142,11 +142,11 @@ export async function ackOf(socket: Socket, event: string, args: unknown[], time
   }
 }
 
-// ---------------------------------------------------------------- contract oracles (§1)
+// ---------------------------------------------------------------- contract oracles (docs/protocol.md §3)
 
 const WORD = /^[A-Za-z0-9_:-]+$/;
 
-/** Is `pattern` a valid pattern per DESIGN.md §1 (independent re-statement of the contract)? */
+/** Is `pattern` a valid pattern per docs/protocol.md §3 (independent re-statement of the contract)? */
 export function isValidPattern(pattern: unknown): pattern is string {
   if (typeof pattern !== 'string' || pattern === '') return false;
   if (Buffer.byteLength(pattern, 'utf8') > 255) return false;

@@ -1,6 +1,6 @@
 /**
- * Oversized and pathological client events (DESIGN.md §3 "Limits: payload size
- * of client events"): a client that sends more than the configured payload
+ * Oversized and pathological client events (docs/protocol.md §9, size of one
+ * packet from the client): a client that sends more than the configured payload
  * size is dropped (or its event refused), loses its subscriptions' queues,
  * and every other client keeps being served.
  */

@@ -1,5 +1,5 @@
 /**
- * Races a hostile or just unlucky client can start (DESIGN.md §3): double
+ * Races a hostile or just unlucky client can start (docs/protocol.md §4, §8): double
  * unsubscribes, disconnects with requests in flight, refreshes racing
  * subscribes and each other, token expiry mid-flood, reconnects. Whatever the
  * interleaving: every request gets one consistent answer, no subscription

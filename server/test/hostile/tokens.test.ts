@@ -1,10 +1,10 @@
 /**
- * Hostile tokens, at the handshake and on `refresh` (DESIGN.md §3, §4): every
- * token that is missing, malformed, expired, not yet valid, for another
- * issuer or audience, signed with another key or with an algorithm not on the
- * allow-list is refused with `connect_error` `{ code: 'unauthorized' }` and a
- * message that says why (never the secret). Topics are authorized by
- * containment, never by string prefix.
+ * Hostile tokens, at the handshake and on `refresh` (docs/protocol.md §2.1,
+ * §4.3, §10): every token that is missing, malformed, expired, not yet valid,
+ * for another issuer or audience, signed with another key or with an algorithm
+ * not on the allow-list is refused with `connect_error`
+ * `{ code: 'unauthorized' }` and a message that says why (never the secret).
+ * Topics are authorized by containment, never by string prefix.
  */
 import { generateKeyPairSync } from 'node:crypto';
 import jwt from 'jsonwebtoken';
