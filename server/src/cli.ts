@@ -5,7 +5,7 @@
 import { decodeBody, routingKeyError, BodyError } from '@topicgate/shared';
 import { ConfigError, SETTINGS, envName, loadConfig, readSettings, type SettingName } from './config.js';
 import { createLogger } from './log.js';
-import { AmqpConnector } from './mq/amqp.js';
+import { AmqpConnector, BrokerRefusedError } from './mq/amqp.js';
 import { startGateway, type RunningGateway } from './server.js';
 import { AuthConfigError, mintToken, parseDuration } from './auth/token-verifier.js';
 import { UnavailableError } from './mq/connector.js';
@@ -87,7 +87,11 @@ async function token(argv: string[]): Promise<number> {
   const secret = settings['jwt-secret'];
   if (!secret) throw new ConfigError('topicgate token signs with TOPICGATE_JWT_SECRET (or --jwt-secret); set it to the gateway\'s secret');
   if (typeof extra.sub !== 'string') throw new ConfigError('topicgate token needs --sub NAME (who the token is for)');
-  const topics = typeof extra.topics === 'string' ? extra.topics.split(',').map((t) => t.trim()).filter(Boolean) : [];
+  // Without --topics the token would allow nothing, which is never what someone typing this wants by accident.
+  if (typeof extra.topics !== 'string') {
+    throw new ConfigError("topicgate token needs --topics: the patterns the holder may receive, e.g. --topics 'builds.#,logs.#' (--topics '' mints a token that allows nothing)");
+  }
+  const topics = extra.topics.split(',').map((t) => t.trim()).filter(Boolean);
   const algorithm = settings['jwt-algorithms']?.split(',')[0]?.trim();
   let minted: string;
   try {
@@ -139,20 +143,23 @@ async function publish(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** Runs until SIGTERM/SIGINT, then shuts down gracefully within a bound. */
+/** Runs until SIGTERM/SIGINT, then shuts down gracefully within a bound. Logs through the gateway's logger: one JSON stream. */
 function untilSignal(gateway: RunningGateway): Promise<number> {
+  const { log } = gateway;
   return new Promise((resolve) => {
     const stop = (signal: string) => {
-      process.stderr.write(`${signal}: shutting down (unsubscribing clients, deleting queues)\n`);
+      log.info({ signal }, 'shutting down: unsubscribing clients and deleting their queues');
       const force = setTimeout(() => {
-        process.stderr.write('shutdown took longer than 10 s; exiting anyway\n');
+        log.error({ signal }, 'shutdown took longer than 10 s; exiting anyway');
+        log.flush();
         resolve(1);
       }, 10_000);
       force.unref();
       gateway.close().then(
         () => resolve(0),
         (err: unknown) => {
-          process.stderr.write(`shutdown failed: ${(err as Error).message}\n`);
+          log.error({ err: (err as Error).message }, 'shutdown failed');
+          log.flush();
           resolve(1);
         },
       );
@@ -167,7 +174,7 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     // Mistakes in settings or arguments (and an unreachable broker) get their
     // message on one line; anything else its stack, to report.
-    const userError = err instanceof ConfigError || err instanceof AuthConfigError || err instanceof UnavailableError;
+    const userError = err instanceof ConfigError || err instanceof AuthConfigError || err instanceof UnavailableError || err instanceof BrokerRefusedError;
     process.stderr.write(`topicgate: ${userError ? (err as Error).message : ((err as Error).stack ?? String(err))}\n`);
     process.exit(1);
   },

@@ -54,7 +54,7 @@ export function readSettings(argv: readonly string[], env: NodeJS.ProcessEnv, ex
   try {
     parsed = parseArgs({ args: [...argv], options: { ...options, ...extraFlags }, allowPositionals: true, strict: true });
   } catch (err) {
-    throw new ConfigError(`${(err as Error).message}. Run \`topicgate help\` for the list of flags.`);
+    throw new ConfigError(explainArgError(err as NodeJS.ErrnoException, [...Object.keys(options), ...Object.keys(extraFlags)]));
   }
   const settings: Settings = {};
   for (const name of Object.keys(SETTINGS) as SettingName[]) {
@@ -62,6 +62,40 @@ export function readSettings(argv: readonly string[], env: NodeJS.ProcessEnv, ex
     if (value !== undefined && value !== '') settings[name] = value;
   }
   return { settings, extra: parsed.values as Record<string, string | boolean | undefined>, positionals: parsed.positionals };
+}
+
+/** parseArgs' messages are written for programmers; an unknown flag gets its likely intended name. */
+function explainArgError(err: NodeJS.ErrnoException, flags: string[]): string {
+  const unknown = err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /'(-{1,2}[^']+)'/.exec(err.message)?.[1] : undefined;
+  if (!unknown) return `${err.message}. Run \`topicgate help\` for the list of flags.`;
+  const name = unknown.replace(/^-+/, '').split('=')[0]!;
+  const guesses = likelyMeant(name, flags).map((flag) => `--${flag}`);
+  const hint = guesses.length > 0 ? `; did you mean ${guesses.join(' or ')}?` : '.';
+  return `unknown flag ${unknown}${hint} Run \`topicgate help\` for the list of flags.`;
+}
+
+/** The flags a typo most likely meant: those it is the start of, else the nearest within two edits. */
+function likelyMeant(name: string, flags: string[]): string[] {
+  const prefixed = flags.filter((flag) => flag.startsWith(name));
+  if (prefixed.length > 0) return prefixed;
+  let best: { flag: string; distance: number } | undefined;
+  for (const flag of flags) {
+    const distance = editDistance(name, flag);
+    if (distance <= 2 && (!best || distance < best.distance)) best = { flag, distance };
+  }
+  return best ? [best.flag] : [];
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
 }
 
 export interface TokenVerifierSettings {

@@ -10,7 +10,7 @@ import { createAccess } from './auth/access-from-config.js';
 import type { GatewayConfig } from './config.js';
 import type { Access } from './gateway/access.js';
 import { createSocketServer } from './gateway/socket-server.js';
-import { createHttpApp } from './http/app.js';
+import { createHttpApp, serveIndex } from './http/app.js';
 import { createLogger, type Logger } from './log.js';
 import { createMetrics } from './metrics.js';
 import { AmqpConnector } from './mq/amqp.js';
@@ -26,6 +26,7 @@ export interface RunningGateway {
   readonly connectionName: string;
   readonly mq: MqConnector;
   readonly app: Express;
+  readonly log: Logger;
   /** Graceful stop: `unsubscribed { reason: "shutdown" }` to every client, queues deleted, broker closed. */
   close(): Promise<void>;
 }
@@ -48,6 +49,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
 
   const app = createHttpApp({ mq, registry: metrics.registry, sdkBundlePath: findSdkBundle(), corsOrigins: config.corsOrigins });
   options.extendApp?.(app, mq);
+  app.get('/', serveIndex); // after the demo's routes: its pages win at /
   const http = createServer(app);
   const sockets = createSocketServer(http, {
     mq,
@@ -81,6 +83,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     connectionName,
     mq,
     app,
+    log,
     close: () =>
       (closing ??= (async () => {
         await sockets.shutdown();

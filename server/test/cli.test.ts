@@ -164,10 +164,64 @@ describe('the AMQP heartbeat', () => {
 
 describe('topicgate token with bad arguments', () => {
   it.each([
-    [['--ttl', '5y'], 'invalid duration "5y"'],
+    [['--topics', 'builds.#', '--ttl', '5y'], 'invalid duration "5y"'],
+    [[], 'needs --topics'],
     [['--topics', 'builds..x'], 'topic 1 is not a valid pattern'],
   ])('%j is refused in one line', async (flags, message) => {
     const run = await runCli(['token', '--jwt-secret', 'a-secret-for-tests', '--sub', 'alice', ...flags]);
     expectOneLineError(run, message);
+  });
+});
+
+describe('a mistyped flag', () => {
+  it.each([
+    ['--prot', 'did you mean --port?'],
+    ['--amqp', 'did you mean --amqp-url or --amqp-heartbeat?'],
+    ['--amqp-ulr=amqp://x', 'did you mean --amqp-url?'],
+  ])('%s names the flag it probably meant', async (flag, hint) => {
+    const run = await runCli(['serve', flag, '1']);
+    expectOneLineError(run, `unknown flag ${flag.split('=')[0]}`, hint, 'topicgate help');
+  });
+});
+
+describe('a broker that refuses the gateway', () => {
+  it.each([['serve'], ['publish']])('%s exits at once naming the user when the password is wrong', async (command) => {
+    const args = command === 'publish' ? ['publish', 'builds.1', '{}'] : ['serve', '--port', '0'];
+    const run = await runCli(args, { TOPICGATE_AMQP_URL: TEST_AMQP_URL.replace(/:[^:@/]+@/, ':not-the-password@'), TOPICGATE_EXCHANGE: freshExchange() });
+    expectOneLineError(run, 'refused the login of user "guest"', 'TOPICGATE_AMQP_URL');
+    expect(run.stderr).not.toContain('not-the-password');
+  });
+
+  it('serve exits at once naming a vhost that does not exist', async () => {
+    const run = await runCli(['serve', '--port', '0'], { TOPICGATE_AMQP_URL: `${TEST_AMQP_URL}/no-such-vhost`, TOPICGATE_EXCHANGE: freshExchange() });
+    expectOneLineError(run, 'virtual host "no-such-vhost"', 'rabbitmqctl add_vhost no-such-vhost');
+  });
+});
+
+describe('serve on SIGTERM', () => {
+  it('logs its shutdown as JSON like every other line, and exits 0', async () => {
+    const child = spawn(process.execPath, [CLI_PATH, 'serve', '--port', '0', '--host', '127.0.0.1'], {
+      env: {
+        ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('TOPICGATE_'))),
+        TOPICGATE_INSECURE_NO_AUTH: '1',
+        TOPICGATE_AMQP_URL: TEST_AMQP_URL,
+        TOPICGATE_EXCHANGE: freshExchange(),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    const listening = new Promise<void>((resolve) =>
+      child.stderr!.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+        if (stderr.includes('topicgate listening')) resolve();
+      }),
+    );
+    await listening;
+    child.kill('SIGTERM');
+    const [code] = (await once(child, 'exit')) as [number | null];
+    const lines = stderr.split('\n').filter((line) => line.trim() !== '');
+    for (const line of lines) expect(() => JSON.parse(line), line).not.toThrow();
+    expect(lines.map((line) => (JSON.parse(line) as { msg: string }).msg)).toContain('shutting down: unsubscribing clients and deleting their queues');
+    expect(code).toBe(0);
   });
 });

@@ -4,7 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import cors from 'cors';
-import express, { type Express } from 'express';
+import express, { type Express, type Request, type Response } from 'express';
 import type { Registry } from 'prom-client';
 import type { MqConnector } from '../mq/connector.js';
 
@@ -41,4 +41,25 @@ export function createHttpApp({ mq, registry, sdkBundlePath, corsOrigins }: Http
   });
 
   return app;
+}
+
+/**
+ * What someone who opens the gateway's URL in a browser sees: this is a
+ * socket.io endpoint, not a web app, and here is what it serves.
+ */
+export function serveIndex(_req: Request, res: Response): void {
+  res.type('html').send(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>topicgate</title></head>
+<body style="font-family: sans-serif; max-width: 40em; margin: 2em auto">
+<h1>topicgate</h1>
+<p>This is a topicgate gateway: browsers connect to it with socket.io (path <code>/socket.io/</code>) and a JWT, and subscribe to topic patterns. It has no web pages of its own.</p>
+<ul>
+<li><a href="/healthz"><code>/healthz</code></a>: liveness</li>
+<li><a href="/readyz"><code>/readyz</code></a>: readiness (200 while the broker connection is up)</li>
+<li><a href="/metrics"><code>/metrics</code></a>: Prometheus metrics</li>
+<li><a href="/topicgate.min.js"><code>/topicgate.min.js</code></a>: the browser SDK for a script tag</li>
+</ul>
+<p>To see it working, run <code>topicgate demo</code>.</p>
+</body></html>
+`);
 }

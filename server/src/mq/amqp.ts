@@ -58,6 +58,11 @@ const PRECONDITION_FAILED = 406;
  */
 export class ExchangeConflictError extends UnavailableError {}
 
+/** Every broker URL refused our credentials or vhost: an operator must fix TOPICGATE_AMQP_URL. */
+export class BrokerRefusedError extends Error {
+  override readonly name = 'BrokerRefusedError';
+}
+
 export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqConnector, ConsumerHost {
   readonly kind = 'amqp';
   private connection: ChannelModel | null = null;
@@ -86,7 +91,8 @@ export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqCo
     try {
       await connector.open();
     } catch (err) {
-      if (!keepTrying) throw err;
+      // Credentials or a vhost every node refuses will not fix themselves: fail now, with the reason.
+      if (!keepTrying || err instanceof BrokerRefusedError) throw err;
       const what = err instanceof ExchangeConflictError ? 'the exchange cannot be declared' : 'the broker is unreachable at start';
       options.log.error({ err: describe(err) }, `${what}; serving as unready (/readyz 503) and retrying`);
       connector.scheduleReconnect(0);
@@ -181,6 +187,7 @@ export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqCo
   private async open(): Promise<void> {
     const { urls, log } = this.options;
     const failures: string[] = [];
+    const refusals: string[] = [];
     for (let tried = 0; tried < urls.length; tried++) {
       const url = urls[this.urlIndex]!;
       let connection: ChannelModel | null = null;
@@ -212,10 +219,13 @@ export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqCo
       } catch (err) {
         await connection?.close().catch(() => undefined);
         if (err instanceof ExchangeConflictError) throw err;
-        failures.push(`${redact(url)}: ${describe(err)}`);
+        const refused = refusal(url, err);
+        if (refused) refusals.push(refused);
+        failures.push(`${redact(url)}: ${refused ?? describe(err)}`);
         this.urlIndex = (this.urlIndex + 1) % urls.length;
       }
     }
+    if (refusals.length === urls.length) throw new BrokerRefusedError(refusals.join('; '));
     throw new UnavailableError(`could not connect to the broker (${failures.join('; ')}); check TOPICGATE_AMQP_URL and that RabbitMQ is running`);
   }
 
@@ -257,8 +267,8 @@ export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqCo
     try {
       await this.open();
     } catch (err) {
-      // An exchange in the way needs an operator, not patience: say so at error.
-      if (err instanceof ExchangeConflictError) this.options.log.error({ attempt: attempt + 1, err: err.message }, 'the exchange cannot be declared; will retry');
+      // An exchange in the way, or refused credentials, need an operator, not patience: say so at error.
+      if (err instanceof ExchangeConflictError || err instanceof BrokerRefusedError) this.options.log.error({ attempt: attempt + 1, err: err.message }, 'the broker refuses the gateway; will retry');
       else this.options.log.warn({ attempt: attempt + 1, err: describe(err) }, 'reconnect failed; will retry');
       this.scheduleReconnect(attempt + 1);
       return;
@@ -270,6 +280,29 @@ export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqCo
     this.options.log.info({ consumers: this.consumers.size }, 'broker connection re-established');
     this.emit('up');
   }
+}
+
+/**
+ * The broker answered and refused us: wrong credentials, or a vhost that does
+ * not exist or that the user may not use. Retrying cannot help; the message
+ * says what to fix. (amqplib loses the reply text of a refused vhost, so the
+ * vhost is named from the URL.)
+ */
+function refusal(url: string, err: unknown): string | null {
+  const message = describe(err);
+  const parsed = new URL(url);
+  const user = decodeURIComponent(parsed.username || 'guest');
+  if (/ACCESS_REFUSED - Login was refused/.test(message)) {
+    return `${redact(url)}: the broker refused the login of user "${user}": check the user name and password in TOPICGATE_AMQP_URL`;
+  }
+  if (/Expected ConnectionOpenOk; got <ConnectionClose/.test(message)) {
+    const vhost = parsed.pathname.length > 1 ? decodeURIComponent(parsed.pathname.slice(1)) : '/';
+    return (
+      `${redact(url)}: the broker refused to open virtual host "${vhost}" for user "${user}": it does not exist or the user has no permissions on it ` +
+      `(rabbitmqctl add_vhost ${vhost}; rabbitmqctl set_permissions -p ${vhost} ${user} ".*" ".*" ".*"), or fix the vhost in TOPICGATE_AMQP_URL`
+    );
+  }
+  return null;
 }
 
 /** A `heartbeat` in the URL itself wins: operators may tune it per node. */
