@@ -7,7 +7,10 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ROUTING_CASES } from './routing-cases.js';
 import {
+  canonicalPattern,
   compilePattern,
+  MAX_PATTERN_HASHES,
+  patternCostError,
   isPattern,
   isRoutingKey,
   MAX_KEY_BYTES,
@@ -160,5 +163,39 @@ describe('topic matching agrees with a regular-expression oracle', () => {
         expect(topicMatches('#', key)).toBe(true);
       }),
     );
+  });
+});
+
+describe('canonical patterns: the same keys, the least work for the broker', () => {
+  it.each([
+    ['#.#', '#'],
+    ['builds.#.#.#.#.#.#.#.#', 'builds.#'],
+    ['#.*', '*.#'],
+    ['*.#.*', '*.*.#'],
+    ['a.#.*.#.b', 'a.*.#.b'],
+    ['a.*.*.b', 'a.*.*.b'],
+    ['#.a.#', '#.a.#'],
+    ['builds.*.finished', 'builds.*.finished'],
+  ])('%s becomes %s', (pattern, canonical) => {
+    expect(canonicalPattern(pattern)).toBe(canonical);
+  });
+
+  it('matches exactly the keys the original matches, and is its own canonical form', () => {
+    const pattern = joinWords(fc.constantFrom('a', 'b', '*', '#'), 8);
+    const key = joinWords(fc.constantFrom('a', 'b', 'c'), 9);
+    fc.assert(
+      fc.property(pattern, key, (p, k) => {
+        const canonical = canonicalPattern(p);
+        expect(topicMatches(canonical, k)).toBe(topicMatches(p, k));
+        expect(canonicalPattern(canonical)).toBe(canonical);
+      }),
+      { numRuns: 20_000 },
+    );
+  });
+
+  it(`refuses more than ${MAX_PATTERN_HASHES} "#" words once canonical`, () => {
+    expect(patternCostError(canonicalPattern('a.#.#.#.#'))).toBeNull();
+    expect(patternCostError('#.error.#')).toBeNull();
+    expect(patternCostError('#.a.#.b.#')).toMatch(/has 3 "#" words; at most 2 are allowed/);
   });
 });

@@ -6,8 +6,10 @@
  * its queue deleted.
  */
 import {
+  canonicalPattern,
   ClientEvent,
   ErrorCode,
+  patternCostError,
   ServerEvent,
   UnsubscribedReason,
   type Ack,
@@ -111,7 +113,10 @@ export class ClientSession {
     const started = performance.now();
     const parsed = parseSubscribe(payload);
     if (!parsed.ok) return this.refuse(reply, parsed.error);
-    const { pattern } = parsed.value;
+    // Authorized and bound in its canonical form: the same keys, the least work for the broker.
+    const pattern = canonicalPattern(parsed.value.pattern);
+    const tooCostly = patternCostError(pattern);
+    if (tooCostly) return this.refuse(reply, { code: ErrorCode.InvalidPattern, message: tooCostly });
     const { maxSubscriptions } = this.deps.limits;
     if (this.subscriptions.size + this.pendingSubscribes >= maxSubscriptions) {
       return this.refuse(reply, { code: ErrorCode.LimitExceeded, message: `at most ${maxSubscriptions} subscriptions per connection; unsubscribe from one first` });
