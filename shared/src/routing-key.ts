@@ -109,18 +109,23 @@ export function compilePattern(pattern: string): KeyMatcher {
   if (!p.includes('#')) {
     if (!p.includes('*')) return (key) => key === pattern;
     return (key) => {
-      const k = key.split('.');
+      const k = keyWords(key);
       if (k.length !== p.length) return false;
       for (let i = 0; i < p.length; i++) if (p[i] !== '*' && p[i] !== k[i]) return false;
       return true;
     };
   }
-  return (key) => matchWords(p, key.split('.'));
+  return (key) => matchWords(p, keyWords(key));
 }
 
 /** True iff `key` is routed to a queue bound with `pattern` on a topic exchange. */
 export function topicMatches(pattern: string, key: string): boolean {
-  return matchWords(pattern.split('.'), key.split('.'));
+  return matchWords(pattern.split('.'), keyWords(key));
+}
+
+/** RabbitMQ splits the empty key into no words at all (so `#` matches it and `*` does not), not into one empty word. */
+function keyWords(key: string): string[] {
+  return key === '' ? [] : key.split('.');
 }
 
 /** reach[j]: the first i pattern words can consume exactly the first j key words. */
