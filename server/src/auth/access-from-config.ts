@@ -11,7 +11,7 @@ import { createTokenVerifier } from './token-verifier.js';
 /** `jwt === null` means TOPICGATE_INSECURE_NO_AUTH=1 was set; the config loader refuses anything else without a key. */
 /** TOPICGATE_INSECURE_NO_AUTH=1: anyone connects, every pattern is allowed. */
 const insecureAccess: Access = {
-  verify: () => ({ sub: undefined, topics: ALLOW_ALL, exp: undefined }),
+  verify: async () => ({ sub: undefined, topics: ALLOW_ALL, exp: undefined }),
   authorize: () => ({ ok: true }),
 };
 
@@ -25,7 +25,7 @@ export function createAccess(jwt: TokenVerifierSettings | null, log: Logger): Ac
   }
   const verifier = createTokenVerifier(jwt);
   return {
-    verify: (token) => verifier.verify(token),
+    verify: async (token) => verifier.verify(token),
     authorize: (principal, pattern) => authorizePattern(pattern, principal.topics),
   };
 }

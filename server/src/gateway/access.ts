@@ -17,8 +17,12 @@ export interface Principal {
 }
 
 export interface Access {
-  /** Verifies a handshake or refresh token; throws an `Error` whose message says why it was refused. */
-  verify(token: unknown): Principal;
+  /**
+   * Verifies a handshake or refresh token; rejects with an `Error` whose
+   * message says why it was refused. Asynchronous: a key may have to be
+   * fetched (JWKS).
+   */
+  verify(token: unknown): Promise<Principal>;
   /** Whether `principal` may receive every key `pattern` can match. */
   authorize(principal: Principal, pattern: string): Authorization;
 }

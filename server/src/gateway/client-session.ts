@@ -67,6 +67,8 @@ export class ClientSession {
   private readonly subscriptions = new Map<string, Subscription>();
   private readonly outbox: Outbox;
   private readonly rate: RateLimit;
+  /** Refreshes re-check every subscription: a client may not make the gateway do that in a loop. */
+  private readonly refreshRate = new RateLimit(REFRESHES_PER_SECOND);
   private readonly log: Logger;
   private pendingSubscribes = 0;
   private closed = false;
@@ -186,18 +188,23 @@ export class ClientSession {
   private async refresh(payload: unknown, reply: AckFn): Promise<void> {
     const parsed = parseRefresh(payload);
     if (!parsed.ok) return reply({ ok: false, error: parsed.error });
+    if (!this.refreshRate.take()) {
+      return reply({ ok: false, error: { code: ErrorCode.LimitExceeded, message: `more than ${REFRESHES_PER_SECOND} refreshes per second; a token needs refreshing once before it expires` } });
+    }
     let next: Principal;
     try {
-      next = this.deps.access.verify(parsed.value.token);
+      next = await this.deps.access.verify(parsed.value.token);
     } catch (err) {
       return reply({ ok: false, error: { code: ErrorCode.Unauthorized, message: (err as Error).message } });
     }
     if (next.sub !== this.principal.sub) {
       return reply({ ok: false, error: { code: ErrorCode.Unauthorized, message: 'a refreshed token must have the same sub as the connection\'s token' } });
     }
+    const previous = this.principal;
     this.principal = next;
     this.armExpiry();
-    const revoked = [...this.subscriptions.values()].filter((sub) => !this.deps.access.authorize(next, sub.pattern).ok);
+    // The usual refresh only extends the expiry: nothing to re-check when the topics are the same.
+    const revoked = sameTopics(previous.topics, next.topics) ? [] : [...this.subscriptions.values()].filter((sub) => !this.deps.access.authorize(next, sub.pattern).ok);
     await Promise.all(revoked.map((sub) => this.end(sub, UnsubscribedReason.Forbidden)));
     this.log.debug({ revoked: revoked.length }, 'token refreshed');
     reply({ ok: true });
@@ -313,4 +320,13 @@ export class ClientSession {
       ack({ ok: false, error: { code: ErrorCode.BadRequest, message: `unknown event "${String(event).slice(0, 100)}"; protocol v1 has ${[...KNOWN_EVENTS].join(', ')}` } });
     }
   }
+}
+
+/** Refreshes a socket may send per second (and in a burst). */
+export const REFRESHES_PER_SECOND = 2;
+
+function sameTopics(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  const set = new Set(a);
+  return a.length === b.length && b.every((topic) => set.has(topic)) && new Set(b).size === set.size;
 }

@@ -6,12 +6,13 @@
  */
 import type { Server as HttpServer } from 'node:http';
 import { ErrorCode, type ConnectErrorData, type ServerToClientEvents } from '@topicgate/shared';
-import { Server, type DefaultEventsMap } from 'socket.io';
+import { Server, type DefaultEventsMap, type Socket } from 'socket.io';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { MqConnector } from '../mq/connector.js';
 import type { Access, Principal } from './access.js';
 import { ClientSession, type SessionLimits } from './client-session.js';
+import { RefusalLog, SubjectSlots, truncate } from './handshake.js';
 
 export interface SocketServerOptions {
   mq: MqConnector;
@@ -29,9 +30,21 @@ export interface SocketServerOptions {
 }
 
 export type GatewaySocketServer = Server<DefaultEventsMap, ServerToClientEvents, DefaultEventsMap, { principal: Principal }>;
+type GatewaySocket = Socket<DefaultEventsMap, ServerToClientEvents, DefaultEventsMap, { principal: Principal }>;
+
+/** Handshakes one connection may fail before it is closed. */
+export const MAX_FAILED_HANDSHAKES = 3;
+
+/**
+ * How long a connection may stay without completing the socket.io handshake
+ * (socket.io's default is 45 s): a client that connects and never sends its
+ * CONNECT packet holds a socket and memory meanwhile.
+ */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 export function createSocketServer(http: HttpServer, options: SocketServerOptions) {
   const { mq, access, limits, metrics, log } = options;
+  const refusals = new RefusalLog(log);
   const io: GatewaySocketServer = new Server(http, {
     maxHttpBufferSize: options.maxPayloadBytes,
     cors: { origin: options.corsOrigins },
@@ -40,50 +53,52 @@ export function createSocketServer(http: HttpServer, options: SocketServerOption
     allowRequest: (req, callback) => {
       const origin = req.headers.origin;
       const allowed = options.corsOrigins === true || origin === undefined || options.corsOrigins.includes(origin);
-      if (!allowed) log.info({ address: req.socket.remoteAddress, origin }, 'refused a connection from an origin not in TOPICGATE_CORS_ORIGINS');
+      if (!allowed) refusals.refused({ address: req.socket.remoteAddress ?? '', code: 'origin_not_allowed', reason: `origin ${truncate(String(origin))} is not in TOPICGATE_CORS_ORIGINS` });
       callback(allowed ? null : 'origin not allowed', allowed);
     },
     serveClient: false,
+    connectTimeout: HANDSHAKE_TIMEOUT_MS,
   });
   const sessions = new Set<ClientSession>();
   let counter = 0;
   const nextSubscriptionId = () => `s${(++counter).toString(36)}`;
 
-  const connectionsPerSubject = new Map<string, number>();
-  const refuse = (next: (err?: Error) => void, data: ConnectErrorData, address: string) => {
-    log.info({ address, code: data.code, reason: data.message }, 'refused a handshake');
-    next(Object.assign(new Error(data.message), { data }));
+  const slots = new SubjectSlots(options.maxConnectionsPerSubject);
+  /** Failed handshakes per underlying connection: a client retrying on one connection is cut off. */
+  const failures = new WeakMap<object, number>();
+  const refuse = (socket: GatewaySocket, next: (err?: Error) => void, data: ConnectErrorData) => {
+    const message = truncate(data.message);
+    refusals.refused({ address: socket.handshake.address, code: data.code, reason: message });
+    next(Object.assign(new Error(message), { data: { ...data, message } }));
+    const failed = (failures.get(socket.conn) ?? 0) + 1;
+    failures.set(socket.conn, failed);
+    // After the connect_error has gone out: the client learns why, then loses the connection.
+    if (failed >= MAX_FAILED_HANDSHAKES) setImmediate(() => socket.conn.close());
   };
 
-  io.use((socket, next) => {
-    const address = socket.handshake.address;
+  io.use(async (socket, next) => {
     let principal: Principal;
     try {
-      principal = access.verify((socket.handshake.auth as { token?: unknown } | undefined)?.token);
+      principal = await access.verify((socket.handshake.auth as { token?: unknown } | undefined)?.token);
     } catch (err) {
-      return refuse(next, { code: ErrorCode.Unauthorized, message: (err as Error).message }, address);
+      return refuse(socket, next, { code: ErrorCode.Unauthorized, message: (err as Error).message });
     }
-    const { maxConnectionsPerSubject } = options;
-    const subject = principal.sub ?? '';
-    if (maxConnectionsPerSubject > 0 && (connectionsPerSubject.get(subject) ?? 0) >= maxConnectionsPerSubject) {
-      const message = `at most ${maxConnectionsPerSubject} connections per token subject; close another tab or connection first`;
-      return refuse(next, { code: ErrorCode.LimitExceeded, message }, address);
+    const release = slots.reserve(principal.sub ?? '');
+    if (!release) {
+      const message = `at most ${options.maxConnectionsPerSubject} connections per token subject; close another tab or connection first`;
+      return refuse(socket, next, { code: ErrorCode.LimitExceeded, message });
     }
+    // Released exactly once: when the socket disconnects, or when its connection closes before it ever connected.
+    socket.once('disconnect', release);
+    socket.conn.once('close', release);
     socket.data.principal = principal;
     next();
   });
 
   io.on('connection', (socket) => {
-    const subject = socket.data.principal.sub ?? '';
-    connectionsPerSubject.set(subject, (connectionsPerSubject.get(subject) ?? 0) + 1);
     const session = new ClientSession(socket, socket.data.principal, { mq, access, limits, metrics, log, nextSubscriptionId });
     sessions.add(session);
-    socket.on('disconnect', () => {
-      sessions.delete(session);
-      const left = (connectionsPerSubject.get(subject) ?? 1) - 1;
-      if (left > 0) connectionsPerSubject.set(subject, left);
-      else connectionsPerSubject.delete(subject);
-    });
+    socket.on('disconnect', () => sessions.delete(session));
   });
 
   return {

@@ -7,7 +7,11 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../support/broker.js';
-import { stopTestGateways } from '../support/gateway.js';
+import { connectClient, startTestGateway, stopTestGateways } from '../support/gateway.js';
+import { createAccess } from '../../src/auth/access-from-config.js';
+import type { Access } from '../../src/gateway/access.js';
+import { REFRESHES_PER_SECOND } from '../../src/gateway/client-session.js';
+import { quietLog } from '../support/broker.js';
 import { ackOf, assertWellFormed, Harness, rawConnect, SECRET, token, waitForBroker } from './harness.js';
 
 const RATE = 20;
@@ -165,11 +169,14 @@ describe('floods of other requests', () => {
     await c.messages.waitFor((m) => m.id === id);
   });
 
-  it('2,000 refreshes with garbage tokens: each refused with unauthorized, the connection keeps its token', async () => {
+  it(`2,000 refreshes with garbage tokens: ${REFRESHES_PER_SECOND} a second refused with unauthorized, the rest with limit_exceeded, the connection keeps its token`, async () => {
     const c = await limited.client(token({ topics: ['fresh.#'] }));
     const id = await c.mustSubscribe('fresh.#');
     const acks = await burst(c.socket, 2_000, 'refresh', (i) => ({ token: `garbage.${i}.x` }));
-    expect(countCodes(acks, 'plain')).toEqual({ unauthorized: 2_000 });
+    const counts = countCodes(acks, 'plain');
+    expect(Object.keys(counts).sort()).toEqual(['limit_exceeded', 'unauthorized']);
+    expect(counts.unauthorized!).toBeLessThanOrEqual(REFRESHES_PER_SECOND * 3); // the burst, plus what refills while the flood is answered
+    expect(counts.limit_exceeded!).toBe(2_000 - counts.unauthorized!);
     expect(c.socket.connected).toBe(true);
     await limited.publish('fresh.1', { n: 1 });
     await c.messages.waitFor((m) => m.id === id);
@@ -183,5 +190,27 @@ describe('floods of other requests', () => {
     for (const [i, s] of sockets.entries()) s.emit('subscribe', { pattern: `churn.${i}` }, () => undefined);
     for (const s of sockets) s.close();
     await eventually(async () => (await limited.extraQueues()).length === 0, 'every churned socket\'s queue deleted', 20_000);
+  });
+});
+
+describe('refresh', () => {
+  it('with the same topics re-checks no subscription; with narrower ones, each once', async () => {
+    const jwt = { secret: SECRET, algorithms: ['HS256'] };
+    const real = createAccess(jwt, quietLog);
+    let checks = 0;
+    const access: Access = { verify: (t) => real.verify(t), authorize: (p, pattern) => (checks++, real.authorize(p, pattern)) };
+    const gateway = await startTestGateway({ jwt }, { access });
+    const c = await connectClient(gateway.url, token({ sub: 'refresher', topics: ['r.#'] }));
+    try {
+      for (let i = 0; i < 50; i++) await c.mustSubscribe(`r.${i}`);
+      checks = 0;
+      expect(await c.emitWithAck('refresh', { token: token({ sub: 'refresher', topics: ['r.#'], ttl: 7200 }) })).toEqual({ ok: true });
+      expect(checks).toBe(0);
+      expect(await c.emitWithAck('refresh', { token: token({ sub: 'refresher', topics: ['r.1'] }) })).toEqual({ ok: true });
+      expect(checks).toBe(50);
+      expect((await c.unsubscribed.waitForCount(49)).every((n) => n.reason === 'forbidden')).toBe(true);
+    } finally {
+      c.close();
+    }
   });
 });
