@@ -12,7 +12,7 @@ export default defineConfig({
     },
   },
   test: {
-    include: ['{shared,server,client}/test/**/*.test.ts', 'e2e/**/*.test.ts'],
+    include: ['{shared,server,client,bench}/test/**/*.test.ts', 'e2e/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     // Integration suites share one RabbitMQ; each uses its own exchange, but

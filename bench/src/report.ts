@@ -3,6 +3,7 @@
  * targets are stated in, and which targets hold in this run.
  */
 import type { Row } from './harness.js';
+import { withRepoRelativePaths } from './paths.js';
 
 const KIND_NAME: Record<string, string> = { gateway: 'gateway', amqp: 'raw amqplib', stomp: 'Web-STOMP' };
 
@@ -74,7 +75,9 @@ export function evaluateTargets(rows: R[]): Target[] {
   return targets;
 }
 
-export function renderReport(rows: R[], meta: Record<string, string>, warnings: string[]): string {
+/** The markdown report. Paths in it are relative to the repository (paths.ts), wherever they came from. */
+export function renderReport(allRows: R[], allMeta: Record<string, string>, allWarnings: string[]): string {
+  const { rows, meta, warnings } = withRepoRelativePaths({ rows: allRows, meta: allMeta, warnings: allWarnings });
   const out: string[] = [];
   out.push(`# topicgate bench — ${meta.date}`, '');
   out.push(Object.entries(meta).filter(([k]) => k !== 'date').map(([k, v]) => `- **${k}:** ${v}`).join('\n'), '');
@@ -156,4 +159,9 @@ export function renderReport(rows: R[], meta: Record<string, string>, warnings: 
 
   if (warnings.length) out.push('## Warnings', '', ...warnings.map((w) => `- ${w}`), '');
   return out.join('\n');
+}
+
+/** The raw results file (`<run id>.raw.json`), with paths relative to the repository like the report's. */
+export function rawResults(rows: R[], meta: Record<string, string>, warnings: string[]): string {
+  return JSON.stringify(withRepoRelativePaths({ meta, rows, warnings }), null, 2);
 }

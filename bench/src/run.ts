@@ -12,7 +12,8 @@ import { Bench } from './harness.js';
 import { readOptions, type BenchOptions, type ScenarioName } from './options.js';
 import { findBrokerPid, openFileLimit } from './proc.js';
 import { killAllChildren } from './processes.js';
-import { renderReport } from './report.js';
+import { repoRelative } from './paths.js';
+import { rawResults, renderReport } from './report.js';
 import { churn } from './scenarios/churn.js';
 import { fanout } from './scenarios/fanout.js';
 import { idle } from './scenarios/idle.js';
@@ -91,7 +92,7 @@ function describeRun(options: BenchOptions, bench: Bench): Record<string, string
   return {
     date: new Date().toISOString(),
     'run id': bench.runId,
-    'gateway build': `${options.cliPath} (git ${rev})${options.label ? ` — ${options.label}` : ''}`,
+    'gateway build': `${repoRelative(options.cliPath)} (git ${rev})${options.label ? ` — ${options.label}` : ''}`,
     machine: `${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}, RabbitMQ ${rabbit} at ${redact(options.amqpUrl)}`,
     settings: `${options.quick ? 'quick; ' : ''}scenarios ${options.scenarios.join(', ')}; receivers ${options.kinds.join(', ')}; ${options.gatewayProcesses} gateway process${options.gatewayProcesses === 1 ? '' : 'es'}${options.gatewayNodeArgs.length ? ` (node ${options.gatewayNodeArgs.join(' ')})` : ''}; ${options.workers} load-generator processes; warm-up ${options.warmupMs} ms + window ${options.measureMs} ms per fan-out run; ${options.bodyBytes}-byte bodies; raw amqplib consumers on ${options.rawSharedChannel ? 'one shared channel per generator process' : 'one channel each'}; flat-out window ${options.flatWindow} deliveries`,
   };
@@ -139,7 +140,7 @@ async function main(): Promise<number> {
   const dated = `${options.resultsDir}/${bench.runId}.md`;
   writeFileSync(dated, report);
   writeFileSync(`${options.resultsDir}/latest.md`, report);
-  writeFileSync(`${options.resultsDir}/${bench.runId}.raw.json`, JSON.stringify({ meta, rows: bench.rows, warnings: bench.warnings }, null, 2));
+  writeFileSync(`${options.resultsDir}/${bench.runId}.raw.json`, rawResults(bench.rows, meta, bench.warnings));
   bench.log(`report: ${options.resultsDir}/latest.md (and ${dated})`);
   return failed ? 1 : 0;
 }

@@ -2,7 +2,22 @@
  * Prometheus metrics (prom-client). One registry per gateway, so several
  * gateways in one process (tests, the demo) do not collide.
  */
+import { ErrorCode, ResyncReason } from '@topicgate/shared';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { BodyDropReason } from './mq/message-body.js';
+
+/** The codes a subscribe can be refused with (docs/protocol.md §5). */
+const SUBSCRIBE_ERROR_CODES = [ErrorCode.InvalidPattern, ErrorCode.Forbidden, ErrorCode.LimitExceeded, ErrorCode.Unavailable, ErrorCode.BadRequest];
+
+/**
+ * A labelled counter has no sample for a label value until it first counts
+ * one, and `rate()` or an alert over a missing series sees nothing rather
+ * than 0. Every known value starts at 0.
+ */
+function startAtZero<L extends string>(counter: Counter<L>, label: L, values: readonly string[]): Counter<L> {
+  for (const value of values) counter.inc({ [label]: value } as Partial<Record<L, string>>, 0);
+  return counter;
+}
 
 export function createMetrics(channels: () => number) {
   const registry = new Registry();
@@ -15,9 +30,27 @@ export function createMetrics(channels: () => number) {
     deliveries: new Counter({ name: 'topicgate_deliveries_total', help: 'Messages relayed to clients', registers }),
     deliveredBytes: new Counter({ name: 'topicgate_delivered_bytes_total', help: 'Approximate bytes of deliveries relayed to clients (bodies, keys, envelope)', registers }),
     drops: new Counter({ name: 'topicgate_dropped_deliveries_total', help: 'Deliveries dropped because a client could not keep up', registers }),
-    resyncs: new Counter({ name: 'topicgate_resyncs_total', help: 'resync notices sent, by reason', labelNames: ['reason'] as const, registers }),
+    resyncs: startAtZero(
+      new Counter({ name: 'topicgate_resyncs_total', help: 'resync notices sent, by reason', labelNames: ['reason'] as const, registers }),
+      'reason',
+      Object.values(ResyncReason),
+    ),
+    droppedMessages: startAtZero(
+      new Counter({
+        name: 'topicgate_dropped_messages_total',
+        help: 'Messages dropped because their body cannot be relayed (not a JSON object, undecodable text, compressed), by reason; once per message however many subscriptions it reached',
+        labelNames: ['reason'] as const,
+        registers,
+      }),
+      'reason',
+      Object.values(BodyDropReason),
+    ),
     brokerReconnects: new Counter({ name: 'topicgate_broker_reconnects_total', help: 'Broker connections re-established after a loss', registers }),
-    rejectedSubscribes: new Counter({ name: 'topicgate_subscribe_errors_total', help: 'subscribe requests refused, by error code', labelNames: ['code'] as const, registers }),
+    rejectedSubscribes: startAtZero(
+      new Counter({ name: 'topicgate_subscribe_errors_total', help: 'subscribe requests refused, by error code', labelNames: ['code'] as const, registers }),
+      'code',
+      SUBSCRIBE_ERROR_CODES,
+    ),
     subscribeLatency: new Histogram({
       name: 'topicgate_subscribe_seconds',
       help: 'Time from a subscribe request to its ack (queue declared, bound and consuming)',

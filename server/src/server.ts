@@ -46,6 +46,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   const mq = await connectBroker(config, connectionName, log);
   const metrics = createMetrics(() => (mq instanceof AmqpConnector ? mq.channelCount : 0));
   mq.on('up', () => metrics.brokerReconnects.inc());
+  mq.on('dropped', (reason) => metrics.droppedMessages.inc({ reason }));
 
   const app = createHttpApp({ mq, registry: metrics.registry, sdkBundlePath: findSdkBundle(), corsOrigins: config.corsOrigins });
   options.extendApp?.(app, mq);

@@ -25,7 +25,7 @@ export const ServerEvent = {
 
 /** Codes in `{ ok: false, error: { code } }` acknowledgements and `connect_error.data`. */
 export const ErrorCode = {
-  /** The pattern is not a valid routing-key pattern; fix it, retrying will not help. */
+  /** The pattern is a string but not a valid routing-key pattern; fix it, retrying will not help. */
   InvalidPattern: 'invalid_pattern',
   /** The token does not allow every key the pattern can match. */
   Forbidden: 'forbidden',
@@ -33,7 +33,7 @@ export const ErrorCode = {
   LimitExceeded: 'limit_exceeded',
   /** The broker is unreachable right now; retry later. */
   Unavailable: 'unavailable',
-  /** The event payload is malformed (wrong shape, too large). */
+  /** The event payload is malformed (not an object, a required field missing or not a string, e.g. `subscribe` without a string `pattern`). */
   BadRequest: 'bad_request',
   /** `unsubscribe` named an id this socket does not hold. */
   UnknownSubscription: 'unknown_subscription',

@@ -17,11 +17,27 @@ function fail(code: ProtocolError['code'], message: string): { ok: false; error:
   return { ok: false, error: { code, message } };
 }
 
+/**
+ * A payload without a string `pattern` is malformed (`bad_request`); only a
+ * string that is not a valid pattern is `invalid_pattern` (docs/protocol.md §4.1).
+ */
 export function parseSubscribe(payload: unknown): Parsed<{ pattern: string }> {
-  if (!isRecord(payload)) return fail(ErrorCode.BadRequest, 'subscribe expects an object { pattern: string }');
-  const why = patternError(payload.pattern);
+  const expected = 'subscribe expects an object { pattern: string }';
+  if (!isRecord(payload)) return fail(ErrorCode.BadRequest, expected);
+  const { pattern } = payload;
+  if (pattern === undefined) return fail(ErrorCode.BadRequest, `${expected}; "pattern" is missing`);
+  if (typeof pattern !== 'string') return fail(ErrorCode.BadRequest, `${expected}; "pattern" must be a string, got ${kindOf(pattern)}`);
+  const why = patternError(pattern);
   if (why) return fail(ErrorCode.InvalidPattern, why);
-  return { ok: true, value: { pattern: payload.pattern as string } };
+  return { ok: true, value: { pattern } };
+}
+
+/** What a JSON value is, without quoting it. */
+function kindOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return 'an object';
+  return typeof value === 'number' ? 'a number' : typeof value === 'boolean' ? 'a boolean' : typeof value;
 }
 
 export function parseUnsubscribe(payload: unknown): Parsed<{ id: string }> {

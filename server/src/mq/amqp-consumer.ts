@@ -4,7 +4,7 @@
  * with its queue deleted (transient) and its pool slot returned.
  */
 import type { ConsumeMessage } from 'amqplib';
-import { BodyError, type JsonObject } from '@topicgate/shared';
+import type { JsonObject } from '@topicgate/shared';
 import type { Logger } from 'pino';
 import type { ChannelSet, ConsumerSlot, PoolMember } from './amqp-channels.js';
 import { BrokerOperationError, UnavailableError, type ConsumeOptions, type Consumer, type ConsumerEndReason, type ConsumerResyncReason, type MessageHandler } from './connector.js';
@@ -19,8 +19,11 @@ export interface ConsumerHost {
   /** The channels of the live connection, or null while disconnected. */
   readonly channels: ChannelSet | null;
   forget(consumer: AmqpConsumer): void;
-  /** Validates and parses a body; throws `BodyError` when it is not a JSON object. */
-  decode(content: Buffer): DecodedBody;
+  /**
+   * Decodes and validates a delivery's body for `queue`; null when it cannot
+   * be relayed (the host has reported that, once per message).
+   */
+  decode(msg: ConsumeMessage, queue: string): DecodedBody | null;
 }
 
 export interface DecodedBody {
@@ -241,14 +244,8 @@ export class AmqpConsumer implements Consumer, PoolMember {
     }
     this.payResync(); // consume-ok and the first deliveries can arrive in one read, before the consume's promise settles
     const key = msg.fields.routingKey;
-    let decoded: DecodedBody;
-    try {
-      decoded = this.host.decode(msg.content);
-    } catch (err) {
-      this.host.log.warn(
-        { queue: this.queue, key, err: err instanceof BodyError ? err.message : describe(err) },
-        'dropped a message whose body is not a JSON object; fix its publisher',
-      );
+    const decoded = this.host.decode(msg, this.queue);
+    if (decoded === null) {
       if (this.persistent) this.settle(slot, msg, 'reject');
       return;
     }

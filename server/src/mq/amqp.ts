@@ -8,12 +8,13 @@
  * even on kill -9, and a reconnect can declare the same queue again.
  */
 import { EventEmitter } from 'node:events';
-import amqp, { type ChannelModel } from 'amqplib';
-import { decodeBody, encodeBody, routingKeyError, type PublishableBody } from '@topicgate/shared';
+import amqp, { type ChannelModel, type ConsumeMessage } from 'amqplib';
+import { encodeBody, routingKeyError, type PublishableBody } from '@topicgate/shared';
 import type { Logger } from 'pino';
 import { ChannelSet } from './amqp-channels.js';
 import { AmqpConsumer, describe, type ConsumerHost, type DecodedBody } from './amqp-consumer.js';
 import { backoffDelay } from './backoff.js';
+import { BodyDropReason, decodeMessageBody, DropReports, fingerprint, type DroppedBody } from './message-body.js';
 import {
   BrokerOperationError,
   UnavailableError,
@@ -72,9 +73,11 @@ export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqCo
   private counter = 0;
   private closing = false;
   private reconnectTimer: NodeJS.Timeout | null = null;
-  /** The last body decoded, and its bytes (see `decode`). */
+  /** The last body decoded, its bytes and its content_encoding (see `decode`). */
   private lastContent: Buffer | null = null;
+  private lastEncoding: unknown = undefined;
   private lastDecoded: DecodedBody | null = null;
+  private readonly dropReports = new DropReports();
 
   private constructor(readonly options: AmqpConnectorOptions) {
     super();
@@ -128,16 +131,48 @@ export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqCo
 
   /**
    * A message bound for N subscriptions arrives N times in a row, once per
-   * queue: byte-compare with the last body (a memcmp) and reuse its
-   * validation instead of parsing the same JSON N times.
+   * queue: compare bytes (a memcmp) and content_encoding with the last body
+   * and reuse its decoding instead of decoding and parsing the same JSON N
+   * times. A body that cannot be relayed (message-body.ts) gives null; it is
+   * logged and counted once per message, not once per queue it reached.
    */
-  decode(content: Buffer): DecodedBody {
-    if (this.lastDecoded && this.lastContent?.equals(content)) return this.lastDecoded;
-    const json = content.toString('utf8');
-    const decoded = { json, body: decodeBody(json) };
+  decode(msg: ConsumeMessage, queue: string): DecodedBody | null {
+    const { content, properties } = msg;
+    const encoding: unknown = properties.contentEncoding;
+    // Only relayable bodies are cached, and a compression header never is one.
+    const cacheable = properties.headers?.compression === undefined;
+    if (cacheable && this.lastDecoded && this.lastEncoding === encoding && this.lastContent?.equals(content)) return this.lastDecoded;
+    const result = decodeMessageBody(content, properties);
+    if (!result.ok) {
+      this.reportDrop(msg, queue, result);
+      return null;
+    }
+    const decoded = { json: result.json, body: result.body };
     this.lastContent = content;
+    this.lastEncoding = encoding;
     this.lastDecoded = decoded;
     return decoded;
+  }
+
+  /**
+   * One warning per dropped message, without its content: what it was (key,
+   * size, content type and encoding), why, and what its publisher must do.
+   */
+  private reportDrop(msg: ConsumeMessage, queue: string, drop: DroppedBody): void {
+    const { fields, properties, content } = msg;
+    if (!this.dropReports.firstCopy(fingerprint(fields.routingKey, content, properties), queue)) return;
+    this.options.log.warn(
+      {
+        key: fields.routingKey,
+        bytes: content.length,
+        contentType: properties.contentType,
+        contentEncoding: properties.contentEncoding,
+        reason: drop.reason,
+        detail: drop.detail,
+      },
+      DROP_MESSAGES[drop.reason],
+    );
+    this.emit('dropped', drop.reason);
   }
 
   async produce(key: string, body: PublishableBody): Promise<void> {
@@ -304,6 +339,16 @@ function refusal(url: string, err: unknown): string | null {
   }
   return null;
 }
+
+/** The warning for a dropped message: the same line for every message dropped for one reason; the details are in its fields. */
+const DROP_MESSAGES: Record<BodyDropReason, string> = {
+  [BodyDropReason.NotJson]: 'dropped a message whose body is not JSON: its publisher must send a JSON object (docs/protocol.md §11)',
+  [BodyDropReason.NotAnObject]: 'dropped a message whose body is JSON but not an object: its publisher must send a JSON object (docs/protocol.md §11)',
+  [BodyDropReason.InvalidText]:
+    'dropped a message whose body is not valid text in its encoding: its publisher must send a JSON object in UTF-8, or name the encoding it uses in content_encoding (docs/protocol.md §11)',
+  [BodyDropReason.UnsupportedEncoding]:
+    'dropped a message with a content encoding topicgate cannot decode: its publisher must send a JSON object uncompressed, in UTF-8 or an encoding named in content_encoding (docs/protocol.md §11)',
+};
 
 /** A `heartbeat` in the URL itself wins: operators may tune it per node. */
 function withHeartbeat(url: string, seconds: number): string {

@@ -5,6 +5,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import type { JsonObject, PublishableBody } from '@topicgate/shared';
+import type { BodyDropReason } from './message-body.js';
 
 export interface MqMessage {
   key: string;
@@ -66,6 +67,11 @@ export interface ConnectorEvents {
   up: [];
   /** The broker connection was lost; the connector is reconnecting. */
   down: [error: Error];
+  /**
+   * A message was dropped because its body cannot be relayed (docs/protocol.md
+   * §11); emitted once per message, however many consumers it reached.
+   */
+  dropped: [reason: BodyDropReason];
 }
 
 export interface MqConnector extends EventEmitter<ConnectorEvents> {

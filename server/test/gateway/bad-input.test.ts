@@ -42,8 +42,6 @@ describe('invalid patterns are refused with invalid_pattern before reaching the 
     ['a wildcard inside a word', 'a.b*', /invalid word "b\*"/],
     ['an empty string', '', /must not be empty/],
     ['300 bytes', 'a'.repeat(300), /at most 255 bytes/],
-    ['a number', 42, /must be a string, got number/],
-    ['null', null, /must be a string, got null/],
     ['a trailing dot', 'builds.', /empty word/],
     ['a space', 'builds 1', /invalid word/],
   ];
@@ -67,6 +65,21 @@ describe('malformed payloads', () => {
       ok: false,
       error: { code: 'bad_request', message: expect.stringContaining('{ pattern: string }') },
     });
+  });
+
+  // A pattern field that is missing or not a string is a malformed payload (docs/protocol.md §4.1), not a bad pattern.
+  it.each([
+    ['{}', {}, /"pattern" is missing/],
+    ['a misspelt key { patern }', { patern: 'builds.#' }, /"pattern" is missing/],
+    ['a number as the pattern', { pattern: 42 }, /"pattern" must be a string, got a number/],
+    ['null as the pattern', { pattern: null }, /"pattern" must be a string, got null/],
+    ['an array as the pattern', { pattern: ['builds.#'] }, /"pattern" must be a string, got an array/],
+  ])('subscribe with %s gets bad_request, not invalid_pattern', async (_, payload, detail) => {
+    const c = await client();
+    const ack = await c.emitWithAck('subscribe', payload);
+    expect(ack).toEqual({ ok: false, error: { code: 'bad_request', message: expect.stringContaining('{ pattern: string }') } });
+    expect(ack.error.message).toMatch(detail);
+    expect(await listQueues(gateway.queuePrefix)).toHaveLength(1); // only the bystander's
   });
 
   it('unsubscribe without an id gets bad_request; an unknown id gets unknown_subscription', async () => {

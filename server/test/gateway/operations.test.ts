@@ -2,6 +2,7 @@
  * What operators rely on: graceful shutdown, several gateways on one broker,
  * metrics that reflect reality.
  */
+import { ResyncReason } from '@topicgate/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { channelCount, deleteExchange, eventually, listQueues, requireBroker } from '../support/broker.js';
 import { spawnGateway } from '../support/child-gateway.js';
@@ -74,5 +75,22 @@ describe('/metrics', () => {
     expect(value('topicgate_subscribe_seconds_count')).toBe(2);
     expect(text).toContain('topicgate_process_resident_memory_bytes');
     c.close();
+  });
+
+  it('a fresh gateway already reports every known label value at 0, so rate() and alerts work from the start', async () => {
+    const gateway = await startTestGateway();
+    const text = await (await fetch(`${gateway.url}/metrics`)).text();
+    const samples = (name: string) =>
+      Object.fromEntries([...text.matchAll(new RegExp(`^${name}\\{(\\w+)="([^"]*)"\\} (\\S+)$`, 'gm'))].map((m) => [m[2]!, Number(m[3])]));
+    const zeros = (labels: readonly string[]) => Object.fromEntries(labels.map((l) => [l, 0]));
+    // Every resync reason of the protocol, present and future (shared/src/protocol.ts).
+    expect(samples('topicgate_resyncs_total')).toEqual(zeros(Object.values(ResyncReason)));
+    // Every code a subscribe can be refused with (docs/protocol.md §5).
+    expect(samples('topicgate_subscribe_errors_total')).toEqual(zeros(['invalid_pattern', 'forbidden', 'limit_exceeded', 'unavailable', 'bad_request']));
+    // Every reason a message body is dropped for (docs/protocol.md §11).
+    expect(samples('topicgate_dropped_messages_total')).toEqual(zeros(['not_json', 'not_an_object', 'invalid_text', 'unsupported_encoding']));
+    for (const name of ['topicgate_deliveries_total', 'topicgate_dropped_deliveries_total', 'topicgate_broker_reconnects_total', 'topicgate_subscribe_seconds_count']) {
+      expect(text, name).toMatch(new RegExp(`^${name} 0$`, 'm'));
+    }
   });
 });

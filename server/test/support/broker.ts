@@ -123,14 +123,21 @@ export async function deleteExchange(name: string): Promise<void> {
   await withAdminChannel((channel) => channel.deleteExchange(name).then(() => undefined));
 }
 
-/** Publishes raw bytes, as a buggy publisher would. */
-export async function publishRaw(exchange: string, key: string, content: Buffer | string): Promise<void> {
+/** Publishes raw bytes, as a buggy (or foreign) publisher would, with the AMQP properties given (content encoding, type, headers). */
+export async function publishRaw(exchange: string, key: string, content: Buffer | string, properties: amqp.Options.Publish = {}): Promise<void> {
+  await publishRawMany(exchange, [{ key, content, properties }]);
+}
+
+/** Publishes several raw messages back to back on one confirm channel (no waiting between them), in order. */
+export async function publishRawMany(
+  exchange: string,
+  messages: ReadonlyArray<{ key: string; content: Buffer | string; properties?: amqp.Options.Publish }>,
+): Promise<void> {
   const connection = await amqp.connect(TEST_AMQP_URL);
   try {
     const channel = await connection.createConfirmChannel();
-    await new Promise<void>((resolve, reject) =>
-      channel.publish(exchange, key, Buffer.from(content), {}, (err) => (err ? reject(err) : resolve())),
-    );
+    for (const { key, content, properties = {} } of messages) channel.publish(exchange, key, Buffer.from(content), properties);
+    await channel.waitForConfirms();
   } finally {
     await connection.close();
   }

@@ -1,0 +1,55 @@
+/**
+ * Bench reports (bench/results/*.md and *.raw.json) are committed: they must
+ * not record where the repository sat on the machine that ran them.
+ */
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { repoRelative } from '../src/paths.js';
+import { rawResults, renderReport } from '../src/report.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url)); // this checkout, with a trailing slash
+
+/** What a run records: the gateway build, a profile, a log path inside an error, profile frames, a warning. */
+function run() {
+  const meta = { date: '2026-12-01T00:00:00.000Z', 'run id': 'r1', 'gateway build': `${root}server/dist/cli.js (git abc123)` };
+  const rows = [
+    {
+      scenario: 'profile',
+      n: 100,
+      profile: `${root}bench/results/profiles/r1-100/CPU.cpuprofile`,
+      markdown: `### Gateway profile\n\n| 1.5 | 3 | \`onReady file://${root}bench/dist/gateway-preload.js:12\` |\n`,
+    },
+    { scenario: 'fanout', mode: 'flat', n: 1, kind: 'gateway', error: `the gateway exited (1); see ${root}bench/results/logs/gateway-r1.log` },
+  ];
+  const warnings = [`no gateway build at ${root}server/dist/cli.js; run \`npx tsc -b server\``, `cwd was ${root.slice(0, -1)}`];
+  return { meta, rows, warnings };
+}
+
+describe('bench reports record paths relative to the repository', () => {
+  it('the markdown report', () => {
+    const { meta, rows, warnings } = run();
+    const report = renderReport(rows, meta, warnings);
+    expect(report).not.toContain(root.slice(0, -1));
+    expect(report).toContain('**gateway build:** server/dist/cli.js (git abc123)');
+    expect(report).toContain('Full profile: `bench/results/profiles/r1-100/CPU.cpuprofile`');
+    expect(report).toContain('onReady bench/dist/gateway-preload.js:12');
+    expect(report).toContain('see bench/results/logs/gateway-r1.log');
+    expect(report).toContain('- no gateway build at server/dist/cli.js;');
+    expect(report).toContain('- cwd was .');
+  });
+
+  it('the raw JSON results, without changing anything else', () => {
+    const { meta, rows, warnings } = run();
+    const raw = JSON.parse(rawResults(rows, meta, warnings));
+    expect(JSON.stringify(raw)).not.toContain(root.slice(0, -1));
+    expect(raw.meta['gateway build']).toBe('server/dist/cli.js (git abc123)');
+    expect(raw.rows[0]).toEqual({ ...rows[0], profile: 'bench/results/profiles/r1-100/CPU.cpuprofile', markdown: expect.any(String) });
+    expect(raw.rows[1].error).toBe('the gateway exited (1); see bench/results/logs/gateway-r1.log');
+    expect(rows[0]!.profile!.startsWith(root)).toBe(true); // the caller's data is not modified
+  });
+
+  it('a gateway build outside the repository is named relative to it too', () => {
+    expect(repoRelative(`${root}server/dist/cli.js`)).toBe('server/dist/cli.js');
+    expect(repoRelative('/elsewhere/topicgate-head/server/dist/cli.js', '/work/main/')).toBe('../../elsewhere/topicgate-head/server/dist/cli.js');
+  });
+});
