@@ -13,7 +13,8 @@ import type { PublishPlan, PublishResult, PublisherEvent, WorkerCommand, WorkerE
 
 const live = new Set<ChildProcess>();
 
-function track(child: ChildProcess): ChildProcess {
+/** Registers a child so that it is killed when this process exits, whatever the reason. */
+export function track(child: ChildProcess): ChildProcess {
   live.add(child);
   child.once('exit', () => live.delete(child));
   return child;
@@ -153,9 +154,10 @@ export interface GatewayOptions {
   cpuProfileDir?: string;
   /** Extra node flags for the gateway process (tuning experiments, e.g. `--max-semi-space-size=64`). */
   nodeArgs?: readonly string[];
-  /** Where the gateway's stderr (its logs) goes. */
+  /** Where the gateway's output (its logs: pino JSON on stderr, anything else on stdout) goes. */
   logFile: string;
-  extraEnv?: Record<string, string>;
+  /** Added to (or, with `undefined`, removed from) the gateway's environment. */
+  extraEnv?: Record<string, string | undefined>;
 }
 
 /**
@@ -194,9 +196,10 @@ export class GatewayProcess {
           TOPICGATE_MAX_SUBSCRIPTIONS: '1000',
           ...options.extraEnv,
         },
-        stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       }),
     );
+    child.stdout!.pipe(log, { end: false });
     child.stderr!.pipe(log);
     const gateway = new GatewayProcess(child, `http://127.0.0.1:${port}`, options);
     await gateway.ready();
@@ -262,7 +265,8 @@ export class GatewayProcess {
   }
 }
 
-function exited(child: ChildProcess, timeoutMs: number): Promise<boolean> {
+/** Resolves true once `child` has exited, false if it has not within `timeoutMs`. */
+export function exited(child: ChildProcess, timeoutMs: number): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
   return new Promise((resolve) => {
     const timer = setTimeout(() => resolve(false), timeoutMs);
