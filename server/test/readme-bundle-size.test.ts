@@ -14,7 +14,7 @@ describe('the README', () => {
     const readme = readFileSync(file('../../README.md'), 'utf8');
     const stated = /([\d.]+) KiB minified \+ gzipped/.exec(readme)?.[1];
     expect(stated, 'README.md no longer states "<n> KiB minified + gzipped"').toBeDefined();
-    const bundle = readFileSync(file('../dist/topicgate.min.js'));
+    const bundle = readFileSync(file('../../client/dist/topicgate.min.js'));
     const actual = gzipSync(bundle, { level: 9 }).length / 1024;
     expect(Math.abs(actual - Number(stated)), `README says ${stated} KiB, the build gives ${actual.toFixed(1)} KiB`).toBeLessThanOrEqual(0.2);
   });
