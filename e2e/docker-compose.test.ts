@@ -176,7 +176,7 @@ describe('the Dockerfile, built without a Docker engine', () => {
       expect(String(environment.TOPICGATE_PORT ?? image.env.TOPICGATE_PORT), `${name} listens on the port it publishes`).toBe(String(containerPort));
       const port = await freePort();
       const exchange = uniqueName(`topicgate-image-${name}`);
-      Object.assign(environment, { TOPICGATE_AMQP_URL: TEST_AMQP_URL, TOPICGATE_PORT: String(port), TOPICGATE_EXCHANGE: exchange, TOPICGATE_HOST: '127.0.0.1' });
+      Object.assign(environment, { TOPICGATE_AMQP_URL: TEST_AMQP_URL, TOPICGATE_PORT: String(port), TOPICGATE_EXCHANGE: exchange, TOPICGATE_HOST: '127.0.0.1', TOPICGATE_METRICS_PORT: '0' });
       const healthcheck = service.healthcheck!.test as string[];
       expect(healthcheck[0]).toBe('CMD');
       expect(healthcheck.join(' '), `${name}'s healthcheck asks the container's port`).toContain(`127.0.0.1:${containerPort}/`);

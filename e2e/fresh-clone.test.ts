@@ -76,7 +76,7 @@ async function mustRun(command: string, timeoutMs?: number): Promise<string> {
 beforeAll(async () => {
   await requireBroker();
   clone = join(mkdtempSync(join(tmpdir(), 'topicgate-clone-')), 'topicgate');
-  env = { ...shellEnv(), TOPICGATE_HOST: '127.0.0.1', TOPICGATE_PORT: String(await freePort()), TOPICGATE_EXCHANGE: exchange };
+  env = { ...shellEnv(), TOPICGATE_HOST: '127.0.0.1', TOPICGATE_PORT: String(await freePort()), TOPICGATE_EXCHANGE: exchange, TOPICGATE_METRICS_PORT: '0' };
   await new Promise<void>((resolve, reject) =>
     execFile('git', ['-c', 'advice.detachedHead=false', 'clone', '--quiet', REPO_ROOT, clone], (err, _stdout, stderr) =>
       err ? reject(new Error(`git clone ${REPO_ROOT} failed: ${stderr || err.message}`)) : resolve(),

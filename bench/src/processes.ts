@@ -169,11 +169,14 @@ export class GatewayProcess {
   private constructor(
     readonly child: ChildProcess,
     readonly url: string,
+    /** Where metrics are served; a gateway built before they had a port of their own serves them at `${url}/metrics`. */
+    readonly metricsUrl: string,
     readonly options: GatewayOptions,
   ) {}
 
   static async start(options: GatewayOptions): Promise<GatewayProcess> {
     const port = await freePort();
+    const metricsPort = await freePort();
     const nodeArgs = ['--import', pathToFileURL(here('./gateway-preload.js')).href, ...(options.nodeArgs ?? [])];
     if (options.cpuProfileDir) {
       mkdirSync(options.cpuProfileDir, { recursive: true });
@@ -189,6 +192,7 @@ export class GatewayProcess {
           TOPICGATE_GATEWAY_ID: options.gatewayId,
           TOPICGATE_INSECURE_NO_AUTH: '1',
           TOPICGATE_PORT: String(port),
+          TOPICGATE_METRICS_PORT: String(metricsPort),
           TOPICGATE_HOST: '127.0.0.1',
           TOPICGATE_LOG_LEVEL: 'warn',
           // The bench's own limits are not what it measures.
@@ -201,7 +205,7 @@ export class GatewayProcess {
     );
     child.stdout!.pipe(log, { end: false });
     child.stderr!.pipe(log);
-    const gateway = new GatewayProcess(child, `http://127.0.0.1:${port}`, options);
+    const gateway = new GatewayProcess(child, `http://127.0.0.1:${port}`, `http://127.0.0.1:${metricsPort}/metrics`, options);
     await gateway.ready();
     return gateway;
   }
@@ -245,7 +249,8 @@ export class GatewayProcess {
   }
 
   async metrics(): Promise<Record<string, number>> {
-    const text = await (await fetch(`${this.url}/metrics`)).text();
+    const res = await fetch(this.metricsUrl).catch(() => fetch(`${this.url}/metrics`));
+    const text = await res.text();
     const out: Record<string, number> = {};
     for (const line of text.split('\n')) {
       const m = /^(topicgate_[a-z_]+)(?:\{[^}]*\})? ([0-9.e+-]+)$/.exec(line);

@@ -67,14 +67,16 @@ async function demo(argv: string[]): Promise<number> {
 
 /** A port or interface the gateway cannot listen on is a setting to change, not a bug: say which. */
 function explainListenError(err: unknown): never {
-  const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+  const e = err as NodeJS.ErrnoException & { address?: string; port?: number; setting?: SettingName };
   if (e?.syscall !== 'listen') throw err;
   const where = `${e.address ?? '?'}:${e.port ?? '?'}`;
+  const setting = e.setting ?? 'port';
+  const knob = `${envName(setting)} (or --${setting})`;
   switch (e.code) {
     case 'EADDRINUSE':
-      throw new ConfigError(`port ${e.port} is already in use (${where}): stop the other process, or choose another port with TOPICGATE_PORT (or --port)`);
+      throw new ConfigError(`port ${e.port} is already in use (${where}): stop the other process, or choose another port with ${knob}`);
     case 'EACCES':
-      throw new ConfigError(`not allowed to listen on ${where} (ports below 1024 need privileges): choose another port with TOPICGATE_PORT (or --port)`);
+      throw new ConfigError(`not allowed to listen on ${where} (ports below 1024 need privileges): choose another port with ${knob}`);
     case 'EADDRNOTAVAIL':
       throw new ConfigError(`cannot listen on ${where}: no such local address; check TOPICGATE_HOST (or --host)`);
     default:

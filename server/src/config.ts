@@ -13,6 +13,7 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 export const SETTINGS = {
   port: { help: 'HTTP and socket.io port', default: '8080' },
   host: { help: 'interface to listen on', default: '0.0.0.0' },
+  'metrics-port': { help: 'port of the separate Prometheus /metrics listener, on the same interface; off: no metrics listener', default: '9464' },
   'amqp-url': { help: 'RabbitMQ URL, or a comma-separated list of cluster nodes tried in turn; unset: embedded broker' },
   exchange: { help: 'the topic exchange (declared, never deleted)', default: 'topicgate' },
   'gateway-id': { help: 'names this gateway\'s queues topicgate.<id>.<sub>; default: random per process' },
@@ -109,6 +110,8 @@ export interface TokenVerifierSettings {
 export interface GatewayConfig {
   port: number;
   host: string;
+  /** `null`: no metrics listener. 0: any free port. */
+  metricsPort: number | null;
   /** Empty: the embedded broker. */
   amqpUrls: string[];
   exchange: string;
@@ -186,6 +189,7 @@ export function loadConfig(settings: Settings, { requireAuth = true } = {}): Gat
   return {
     port: integer(settings, 'port', 0, 65535),
     host: get(settings, 'host')!,
+    metricsPort: get(settings, 'metrics-port') === 'off' ? null : integer(settings, 'metrics-port', 0, 65535, 'or "off"'),
     amqpUrls,
     exchange: get(settings, 'exchange')!,
     gatewayId,

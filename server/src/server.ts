@@ -11,6 +11,7 @@ import type { GatewayConfig } from './config.js';
 import type { Access } from './gateway/access.js';
 import { createSocketServer } from './gateway/socket-server.js';
 import { createHttpApp, serveIndex } from './http/app.js';
+import { listenForMetrics } from './http/metrics-listener.js';
 import { createLogger, type Logger } from './log.js';
 import { createMetrics } from './metrics.js';
 import { AmqpConnector } from './mq/amqp.js';
@@ -26,6 +27,8 @@ export interface RunningGateway {
   readonly connectionName: string;
   readonly mq: MqConnector;
   readonly app: Express;
+  /** `http://host:port/metrics` of the metrics listener, or null when it is off. */
+  readonly metricsUrl: string | null;
   readonly log: Logger;
   /** Graceful stop: `unsubscribed { reason: "shutdown" }` to every client, queues deleted, broker closed. */
   close(): Promise<void>;
@@ -48,7 +51,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   mq.on('up', () => metrics.brokerReconnects.inc());
   mq.on('dropped', (reason) => metrics.droppedMessages.inc({ reason }));
 
-  const app = createHttpApp({ mq, registry: metrics.registry, sdkBundlePath: findSdkBundle(), corsOrigins: config.corsOrigins });
+  const app = createHttpApp({ mq, sdkBundlePath: findSdkBundle(), corsOrigins: config.corsOrigins });
   options.extendApp?.(app, mq);
   app.get('/', serveIndex); // after the demo's routes: its pages win at /
   const http = createServer(app);
@@ -73,8 +76,13 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     http.listen(config.port, config.host, () => resolve());
   });
   const { port } = http.address() as AddressInfo;
+  const metricsListener = config.metricsPort === null ? null : await listenForMetrics(metrics.registry, config.metricsPort, config.host).catch(async (err: unknown) => {
+    http.close();
+    await mq.close();
+    throw err;
+  });
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
-  log.info({ port, gatewayId: config.gatewayId, broker: mq.kind, exchange: config.exchange }, `topicgate listening on http://${host}:${port}`);
+  log.info({ port, metricsPort: metricsListener?.port ?? null, gatewayId: config.gatewayId, broker: mq.kind, exchange: config.exchange }, `topicgate listening on http://${host}:${port}`);
 
   let closing: Promise<void> | null = null;
   return {
@@ -84,13 +92,14 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     connectionName,
     mq,
     app,
+    metricsUrl: metricsListener ? `http://${host}:${metricsListener.port}/metrics` : null,
     log,
     close: () =>
       (closing ??= (async () => {
         await sockets.shutdown();
         await mq.close();
         http.closeAllConnections();
-        await new Promise<void>((resolve) => http.close(() => resolve()));
+        await Promise.all([new Promise<void>((resolve) => http.close(() => resolve())), metricsListener?.close()]);
         log.info('topicgate stopped');
       })()),
   };

@@ -28,6 +28,7 @@ async function runCli(args: string[], env: Record<string, string> = {}, limitMs 
       ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('TOPICGATE_'))),
       TOPICGATE_HOST: '127.0.0.1',
       TOPICGATE_INSECURE_NO_AUTH: '1',
+      TOPICGATE_METRICS_PORT: '0',
       ...env,
     },
     stdio: ['ignore', 'ignore', 'pipe'],

@@ -26,7 +26,8 @@ export interface DemoOptions {
 
 export async function runDemo(settings: Settings, options: DemoOptions = {}): Promise<RunningGateway> {
   const secret = randomBytes(32).toString('base64url');
-  const config = loadConfig({ ...settings, 'jwt-secret': secret, 'jwt-algorithms': 'HS256' });
+  // No metrics listener unless asked for: the demo is for trying topicgate, and several may run on one machine.
+  const config = loadConfig({ 'metrics-port': 'off', ...settings, 'jwt-secret': secret, 'jwt-algorithms': 'HS256' });
   const log = createLogger(config.logLevel);
   const store = new DemoStore(options.keepBuilds);
   let publisher: ChaosPublisher | undefined;

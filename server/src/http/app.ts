@@ -1,23 +1,22 @@
 /**
- * The gateway's HTTP surface next to socket.io: liveness, readiness,
- * Prometheus metrics and the SDK bundle for script-tag use.
+ * The gateway's public HTTP surface next to socket.io: liveness, readiness
+ * and the SDK bundle for script-tag use. Metrics have a listener of their own
+ * (metrics-listener.ts).
  */
 import { existsSync } from 'node:fs';
 import cors from 'cors';
 import express, { type Express, type Request, type Response } from 'express';
-import type { Registry } from 'prom-client';
 import type { MqConnector } from '../mq/connector.js';
 
 export interface HttpAppOptions {
   mq: MqConnector;
-  registry: Registry;
   /** Path of the SDK's script-tag build, served at /topicgate.min.js when it exists. */
   sdkBundlePath?: string;
   /** Browser origins allowed to call these endpoints (same list as socket.io); `true`: any. */
   corsOrigins: string[] | true;
 }
 
-export function createHttpApp({ mq, registry, sdkBundlePath, corsOrigins }: HttpAppOptions): Express {
+export function createHttpApp({ mq, sdkBundlePath, corsOrigins }: HttpAppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.use(cors({ origin: corsOrigins }));
@@ -29,10 +28,6 @@ export function createHttpApp({ mq, registry, sdkBundlePath, corsOrigins }: Http
   app.get('/readyz', (_req, res) => {
     if (mq.isUp) res.json({ status: 'ready', broker: mq.kind });
     else res.status(503).json({ status: 'unavailable', broker: mq.kind, reason: 'the broker connection is down; the gateway is reconnecting' });
-  });
-
-  app.get('/metrics', async (_req, res) => {
-    res.type(registry.contentType).send(await registry.metrics());
   });
 
   app.get('/topicgate.min.js', (_req, res) => {
@@ -56,10 +51,9 @@ export function serveIndex(_req: Request, res: Response): void {
 <ul>
 <li><a href="/healthz"><code>/healthz</code></a>: liveness</li>
 <li><a href="/readyz"><code>/readyz</code></a>: readiness (200 while the broker connection is up)</li>
-<li><a href="/metrics"><code>/metrics</code></a>: Prometheus metrics</li>
 <li><a href="/topicgate.min.js"><code>/topicgate.min.js</code></a>: the browser SDK for a script tag</li>
 </ul>
-<p>To see it working, run <code>topicgate demo</code>.</p>
+<p>Prometheus metrics are served on a port of their own (<code>TOPICGATE_METRICS_PORT</code>, default 9464), not here. To see it working, run <code>topicgate demo</code>.</p>
 </body></html>
 `);
 }

@@ -80,8 +80,8 @@ describe('churn', () => {
     expect(injected, `seed ${seed}`).toBeGreaterThan(0);
     await eventually(async () => (await listQueues(gateway.queuePrefix)).length === 0, `no queue left (seed ${seed})`);
     await eventually(async () => (await channelCount(gateway.connectionName)) === baseline, `channel count back to ${baseline} (seed ${seed})`);
-    await eventually(async () => /^topicgate_subscriptions 0$/m.test(await (await fetch(`${gateway.url}/metrics`)).text()), 'no subscription counted');
-    const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
+    await eventually(async () => /^topicgate_subscriptions 0$/m.test(await (await fetch(gateway.metricsUrl!)).text()), 'no subscription counted');
+    const metrics = await (await fetch(gateway.metricsUrl!)).text();
     expect(metrics).toMatch(new RegExp(`^topicgate_broker_channels ${baseline}$`, 'm'));
   }, 180_000);
 });

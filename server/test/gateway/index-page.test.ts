@@ -17,7 +17,7 @@ describe('GET /', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/html/);
     const page = await res.text();
-    for (const endpoint of ['/socket.io/', '/healthz', '/readyz', '/metrics', '/topicgate.min.js', 'topicgate demo']) expect(page).toContain(endpoint);
+    for (const endpoint of ['/socket.io/', '/healthz', '/readyz', 'TOPICGATE_METRICS_PORT', '/topicgate.min.js', 'topicgate demo']) expect(page).toContain(endpoint);
   });
 
   it('on the demo: the demo\'s own page', async () => {

@@ -59,7 +59,7 @@ function drops(key?: string): LogRecord[] {
 }
 
 async function droppedMetric(): Promise<Record<string, number>> {
-  const text = await (await fetch(`${gateway.url}/metrics`)).text();
+  const text = await (await fetch(gateway.metricsUrl!)).text();
   return Object.fromEntries([...text.matchAll(/^topicgate_dropped_messages_total\{reason="([^"]+)"\} (\S+)$/gm)].map((m) => [m[1]!, Number(m[2])]));
 }
 

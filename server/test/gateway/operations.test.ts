@@ -56,6 +56,16 @@ describe('several gateways on one broker', () => {
 });
 
 describe('/metrics', () => {
+  it('is served on a listener of its own, not on the public port, and never with CORS headers', async () => {
+    const gateway = await startTestGateway({ corsOrigins: true });
+    expect((await fetch(`${gateway.url}/metrics`)).status).toBe(404);
+    const res = await fetch(gateway.metricsUrl!, { headers: { origin: 'https://evil.example' } });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toMatch(/^topicgate_subscriptions /m);
+    expect(res.headers.get('access-control-allow-origin')).toBeNull();
+    expect(new URL(gateway.metricsUrl!).port).not.toBe(new URL(gateway.url).port);
+  });
+
   it('reports connections, subscriptions, deliveries, refusals and broker channels in Prometheus text', async () => {
     const gateway = await startTestGateway();
     const c = await connectClient(gateway.url);
@@ -65,7 +75,7 @@ describe('/metrics', () => {
     for (let n = 0; n < 3; n++) await gateway.mq.produce('m.x', { n });
     await c.messages.waitForCount(3);
     await c.unsubscribe(id);
-    const text = await (await fetch(`${gateway.url}/metrics`)).text();
+    const text = await (await fetch(gateway.metricsUrl!)).text();
     const value = (line: string) => Number(new RegExp(`^${line.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1]);
     expect(value('topicgate_connections')).toBe(1);
     expect(value('topicgate_subscriptions')).toBe(1);
@@ -79,7 +89,7 @@ describe('/metrics', () => {
 
   it('a fresh gateway already reports every known label value at 0, so rate() and alerts work from the start', async () => {
     const gateway = await startTestGateway();
-    const text = await (await fetch(`${gateway.url}/metrics`)).text();
+    const text = await (await fetch(gateway.metricsUrl!)).text();
     const samples = (name: string) =>
       Object.fromEntries([...text.matchAll(new RegExp(`^${name}\\{(\\w+)="([^"]*)"\\} (\\S+)$`, 'gm'))].map((m) => [m[2]!, Number(m[3])]));
     const zeros = (labels: readonly string[]) => Object.fromEntries(labels.map((l) => [l, 0]));

@@ -43,6 +43,7 @@ export async function spawnGateway(env: Record<string, string> = {}): Promise<Ch
       TOPICGATE_GATEWAY_ID: gatewayId,
       TOPICGATE_EXCHANGE: exchange,
       TOPICGATE_INSECURE_NO_AUTH: '1',
+      TOPICGATE_METRICS_PORT: '0',
       TOPICGATE_LOG_LEVEL: 'info',
       ...env,
     },

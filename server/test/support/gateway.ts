@@ -26,6 +26,7 @@ export interface TestGateway extends RunningGateway {
 export function testConfig(overrides: Partial<GatewayConfig> = {}): GatewayConfig {
   return {
     port: 0,
+    metricsPort: 0,
     host: '127.0.0.1',
     amqpUrls: [TEST_AMQP_URL],
     exchange: uniqueName('topicgate-test'),
