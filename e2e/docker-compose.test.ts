@@ -26,8 +26,11 @@ import { REPO_ROOT } from './support/worktree.js';
 
 const run = promisify(execFile);
 const COMPOSE_FILE = fileURLToPath(new URL('../docker-compose.yml', import.meta.url));
-/** The gateway refuses to start without a secret, and the file says so with `${TOPICGATE_JWT_SECRET:?…}`. */
-const ENV = { ...process.env, TOPICGATE_JWT_SECRET: 'e2e-not-a-real-secret' };
+/**
+ * The gateway refuses to start without a secret, and the file says so with `${TOPICGATE_JWT_SECRET:?…}`;
+ * and with one shorter than 32 bytes: this one is shaped like `openssl rand -hex 32`'s.
+ */
+const ENV = { ...process.env, TOPICGATE_JWT_SECRET: 'e2e0not0a0real0secret0'.padEnd(64, '0') };
 
 async function compose(args: string[], env: NodeJS.ProcessEnv = ENV) {
   return run('docker-compose', ['--file', COMPOSE_FILE, ...args], { env, maxBuffer: 16 * 1024 * 1024 });

@@ -6,6 +6,7 @@ import {
   topicMatches,
   type Delivery,
   type ResyncNotice,
+  type RevokedNotice,
   type SubscribeAck,
   type UnsubscribedNotice,
 } from '@topicgate/shared';
@@ -97,6 +98,8 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
   #epoch = 0;
   /** Counts socket.io's handshake attempts: only the latest may be answered with a token. */
   #handshakes = 0;
+  /** The gateway said `revoked`: the disconnect that follows is reported with reason 'revoked'. */
+  #revoked = false;
 
   #token: string | undefined;
   #tokenObtainedAt = 0;
@@ -342,6 +345,21 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
     socket.on(ServerEvent.Messages, (batch) => this.#onMessages(batch));
     socket.on(ServerEvent.Resync, (notice) => this.#onNotice({ kind: 'resync', notice }));
     socket.on(ServerEvent.Unsubscribed, (notice) => this.#onNotice({ kind: 'unsubscribed', notice }));
+    socket.on(ServerEvent.Revoked, (notice) => this.#onRevoked(notice));
+  }
+
+  /**
+   * An operator revoked the token's subject (docs/protocol.md §6.5); the
+   * gateway disconnects right after. The token is dropped: the next handshake
+   * asks `getToken` for a new one, and without `getToken` the client stops,
+   * since the gateway would refuse the same token again.
+   */
+  #onRevoked(notice: RevokedNotice): void {
+    const message = isObject(notice) && typeof notice.message === 'string' ? notice.message : 'access revoked by an operator';
+    this.#revoked = true;
+    this.#token = undefined;
+    if (this.#options.getToken === undefined) this.#wanted = false;
+    this.emit('error', new TopicgateError(ErrorCode.Revoked, message));
   }
 
   #onConnect(): void {
@@ -352,7 +370,9 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
     for (const sub of this.#subscriptions) this.#sendSubscribe(sub);
   }
 
-  #onDisconnect(reason: string): void {
+  #onDisconnect(socketReason: string): void {
+    const reason = this.#revoked ? 'revoked' : socketReason;
+    this.#revoked = false;
     this.#interruptAll();
     clearTimeout(this.#refreshTimer);
     if (!this.#wanted) {

@@ -66,7 +66,9 @@ export interface ClientEvents {
   disconnected(context: DisconnectedContext): void;
   /**
    * Something failed that the application may want to show: `unauthorized`
-   * (handshake or refresh refused, with the gateway's message),
+   * (handshake or refresh refused, with the gateway's message), `revoked`
+   * (an operator revoked the token's subject: the socket is closed, and the
+   * client reconnects only with a new token from `getToken`),
    * `token_unavailable`, `transport`, and a subscription refused for good
    * (`forbidden`, `invalid_pattern`, …; the message names the pattern). The client keeps retrying unless it
    * cannot succeed (a static token that the gateway refused).
@@ -75,7 +77,7 @@ export interface ClientEvents {
 }
 
 export interface DisconnectedContext {
-  /** socket.io's reason: 'io server disconnect' (the gateway ended it, e.g. an expired token), 'io client disconnect', 'transport close', 'ping timeout', … */
+  /** 'revoked' (an operator revoked the token's subject; an `error` with code `revoked` came first), or socket.io's reason: 'io server disconnect' (the gateway ended it, e.g. an expired token), 'io client disconnect', 'transport close', 'ping timeout', … */
   reason: string;
 }
 

@@ -464,6 +464,42 @@ describe('tokens', () => {
   });
 });
 
+describe('revocation (an operator ended the subject\'s access on every gateway)', () => {
+  it('surfaces revoked as an error with the gateway\'s message, then reconnects with a new token from getToken', async () => {
+    const gateway = new FakeGateway();
+    let n = 0;
+    const client = newClient(gateway, { token: undefined, getToken: async () => freshToken(3600, `t${++n}`) });
+    const errors: TopicgateError[] = [];
+    const disconnects: string[] = [];
+    client.on('error', (e) => errors.push(e));
+    client.on('disconnected', ({ reason }) => disconnects.push(reason));
+    const sub = client.subscribe('builds.#');
+    await until(() => sub.state === 'subscribed', 'the subscription');
+    gateway.revoke('access revoked by an operator (leaked token)');
+    await until(() => errors.length === 1, 'the revoked error');
+    expect(errors[0]!.code).toBe('revoked');
+    expect(errors[0]!.message).toBe('access revoked by an operator (leaked token)');
+    expect(disconnects).toEqual(['revoked']);
+    // The revoked token is never offered again: the next handshake carries a new one.
+    await until(() => client.state === 'connected' && sub.state === 'subscribed', 'the reconnect');
+    expect(gateway.handshakeTokens.map((t) => tokenClaims(t!)['sub'])).toEqual(['t1', 't2']);
+    expect(errors.map((e) => e.code)).toEqual(['revoked']);
+  });
+
+  it('with a static token, stops: that token would be refused again', async () => {
+    const gateway = new FakeGateway();
+    const client = newClient(gateway);
+    const errors: string[] = [];
+    client.on('error', (e) => errors.push(e.code));
+    await connected(client);
+    gateway.revoke();
+    await until(() => client.state === 'disconnected', 'the client to stop');
+    await sleep(50);
+    expect(errors).toEqual(['revoked']);
+    expect(gateway.handshakeTokens).toHaveLength(1);
+  });
+});
+
 describe('sources', () => {
   it('is ready only when every pattern is subscribed, and resyncs only after that', async () => {
     const gateway = new FakeGateway();

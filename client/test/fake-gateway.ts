@@ -112,6 +112,8 @@ export class FakeGateway {
   /** Every client → server event, in order: [event, payload]. */
   readonly received: [string, unknown][] = [];
   readonly authorize: (token: string | undefined) => string | null;
+  /** Tokens of revoked connections (`revoke`): refused at every later handshake. */
+  readonly revokedTokens = new Set<string>();
 
   #queue: (() => void)[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -203,6 +205,20 @@ export class FakeGateway {
   /** The gateway disconnects every socket (`io server disconnect`, as on token expiry): nothing reconnects by itself. */
   kick(): void {
     for (const connection of [...this.connections]) connection.close('io server disconnect');
+  }
+
+  /**
+   * An operator revoked the subject (`topicgate revoke`): each socket whose
+   * token has this `sub` (every socket when omitted) gets `revoked`, then is
+   * disconnected (`io server disconnect`); tokens it held are refused from now on.
+   */
+  revoke(message = 'access revoked by an operator', sub?: string): void {
+    for (const connection of [...this.connections]) {
+      if (sub !== undefined && (connection.token === undefined || tokenClaims(connection.token)['sub'] !== sub)) continue;
+      if (connection.token !== undefined) this.revokedTokens.add(connection.token);
+      connection.send('revoked', { code: 'revoked', message });
+      connection.close('io server disconnect');
+    }
   }
 }
 
@@ -386,7 +402,7 @@ export class FakeSocket implements SocketLike {
   #handshake(token: string | undefined): void {
     if (!this.active) return;
     this.gateway.handshakeTokens.push(token);
-    const refused = this.gateway.authorize(token);
+    const refused = token !== undefined && this.gateway.revokedTokens.has(token) ? 'tokens issued before the revocation are refused' : this.gateway.authorize(token);
     if (refused !== null) {
       this.gateway.wire(() => {
         // socket.io-client: CONNECT_ERROR destroys the socket; nothing reconnects by itself.

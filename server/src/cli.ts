@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 /**
- * The `topicgate` command: serve, demo, token, publish. See docs/architecture.md §8.
+ * The `topicgate` command: serve, demo, token, publish, revoke. See docs/architecture.md §8.
  */
 import { decodeBody, routingKeyError, BodyError } from '@topicgate/shared';
 import { ConfigError, SETTINGS, envName, loadConfig, readSettings, type SettingName } from './config.js';
 import { createLogger } from './log.js';
 import { AmqpConnector, BrokerRefusedError } from './mq/amqp.js';
 import { startGateway, type RunningGateway } from './server.js';
-import { AuthConfigError, mintToken, parseDuration } from './auth/token-verifier.js';
+import { AuthConfigError, formatDuration, mintToken, parseDuration } from './auth/token-verifier.js';
 import { UnavailableError } from './mq/connector.js';
+import { controlExchange, publishRevocation } from './control.js';
 
 const USAGE = `topicgate — live updates from a RabbitMQ topic exchange to browsers
 
@@ -18,6 +19,8 @@ Usage:
   topicgate token --sub NAME --topics 'builds.#,logs.#' [--ttl 1h]
                                       mint a token with the configured secret
   topicgate publish KEY JSON          publish one message (with publisher confirms)
+  topicgate revoke --sub NAME         end NAME's connections on every gateway sharing the broker,
+                                      and refuse NAME's tokens issued before now
 
 Settings (environment variable, or the flag named after it):
 ${(Object.keys(SETTINGS) as SettingName[])
@@ -39,6 +42,8 @@ async function main(argv: string[]): Promise<number> {
       return token(rest);
     case 'publish':
       return publish(rest);
+    case 'revoke':
+      return revoke(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -97,11 +102,17 @@ async function token(argv: string[]): Promise<number> {
   const algorithm = settings['jwt-algorithms']?.split(',')[0]?.trim();
   let minted: string;
   try {
+    const ttl = typeof extra.ttl === 'string' ? extra.ttl : '1h';
+    const ttlSeconds = parseDuration(ttl);
+    const maxTtl = parseDuration(settings['jwt-max-ttl'] ?? SETTINGS['jwt-max-ttl'].default);
+    if (ttlSeconds > maxTtl) {
+      throw new RangeError(`--ttl ${ttl} is longer than TOPICGATE_JWT_MAX_TTL (${formatDuration(maxTtl)}): gateways would refuse the token; mint a shorter one (clients refresh it)`);
+    }
     minted = mintToken({
       secret,
       sub: extra.sub,
       topics,
-      ttlSeconds: parseDuration(typeof extra.ttl === 'string' ? extra.ttl : '1h'),
+      ttlSeconds,
       ...(algorithm && { algorithm }),
       ...(settings['jwt-issuer'] && { issuer: settings['jwt-issuer'] }),
       ...(settings['jwt-audience'] && { audience: settings['jwt-audience'] }),
@@ -142,6 +153,26 @@ async function publish(argv: string[]): Promise<number> {
     await mq.close();
   }
   process.stderr.write(`published ${key} to exchange ${config.exchange} (confirmed by the broker)\n`);
+  return 0;
+}
+
+async function revoke(argv: string[]): Promise<number> {
+  const { settings, extra, positionals } = readSettings(argv, process.env, { sub: { type: 'string' } });
+  if (typeof extra.sub !== 'string' || extra.sub === '' || positionals.length > 0) {
+    throw new ConfigError('topicgate revoke needs --sub NAME: the token subject whose connections end and whose earlier tokens are refused');
+  }
+  const config = loadConfig(settings, { requireAuth: false });
+  if (config.amqpUrls.length === 0) {
+    throw new ConfigError('revoke needs TOPICGATE_AMQP_URL: revocations reach the gateways through the broker they share (the embedded broker cannot be reached from outside)');
+  }
+  const log = createLogger(settings['log-level'] ?? 'warn');
+  const at = Date.now();
+  await publishRevocation({ amqpUrls: config.amqpUrls, exchange: config.exchange, gatewayId: 'revoke', heartbeatSeconds: config.amqpHeartbeatSeconds, log }, extra.sub, at);
+  process.stderr.write(
+    `revoked "${extra.sub}" at ${new Date(at).toISOString()}: published to exchange ${controlExchange(config.exchange)} (confirmed by the broker). ` +
+      'Every gateway connected to the broker now disconnects its sockets and, for as long as TOPICGATE_JWT_MAX_TTL, refuses its tokens issued before then. ' +
+      'Gateways started later, or cut off from the broker meanwhile, do not know it; stop issuing tokens to this subject if it is banned.\n',
+  );
   return 0;
 }
 

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
+import { parseDuration, type JwksOptions } from './auth/token-verifier.js';
 
 /** pino's levels; anything else makes pino throw when the logger is created. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -19,13 +20,16 @@ export const SETTINGS = {
   'gateway-id': { help: 'names this gateway\'s queues topicgate.<id>.<sub>; default: random per process' },
   'jwt-secret': { help: 'HMAC secret for HS* tokens' },
   'jwt-public-key': { help: 'PEM public key (or a path to one) for RS*/ES*/PS* tokens' },
+  'jwt-jwks-url': { help: 'JWKS URL (https) whose public keys verify RS*/ES*/PS* tokens, chosen by kid; fetched again for an unknown kid at most every 30 s, and every 10 min' },
   'jwt-algorithms': { help: 'comma-separated allow-list of JWT algorithms', default: 'HS256' },
   'jwt-issuer': { help: 'required iss claim, when set' },
   'jwt-audience': { help: 'required aud claim, when set' },
+  'jwt-max-ttl': { help: 'longest token lifetime accepted (exp − now and exp − iat), e.g. 1h, 24h; also how long a revocation is kept', default: '24h' },
   'max-subscriptions': { help: 'subscriptions per socket', default: '100' },
   'max-payload-bytes': { help: 'largest client event accepted; larger ones close the socket', default: '16384' },
   'subscribe-rate': { help: 'subscribes per second per socket (burst: the same number)', default: '50' },
-  'max-connections-per-subject': { help: 'connections per token sub; 0: no limit', default: '0' },
+  'max-connections-per-subject': { help: 'connections per token sub (tokens without sub are not counted); 0: no limit', default: '20' },
+  'max-subscriptions-per-subject': { help: 'subscriptions (broker queues) per token sub over all of its connections; 0: no limit', default: '500' },
   'client-buffer-bytes': { help: 'deliveries waiting for one slow client before its messages are dropped and it gets resync "overflow"', default: '1048576' },
   'amqp-heartbeat': { help: 'AMQP heartbeat in seconds, 1 to 3600; a silent broker is detected within two intervals', default: '15' },
   'cors-origins': { help: 'comma-separated allowed browser origins, or * for any', default: '*' },
@@ -102,9 +106,14 @@ function editDistance(a: string, b: string): number {
 export interface TokenVerifierSettings {
   secret?: string;
   publicKey?: string;
+  jwksUrl?: string;
+  /** JWKS fetch limits (tests shorten them); production uses the defaults. */
+  jwks?: JwksOptions;
   algorithms: string[];
   issuer?: string;
   audience?: string;
+  /** Longest token lifetime, seconds. Default: 24 h. */
+  maxTtlSeconds?: number;
 }
 
 export interface GatewayConfig {
@@ -125,6 +134,8 @@ export interface GatewayConfig {
   amqpHeartbeatSeconds: number;
   /** 0: no limit. */
   maxConnectionsPerSubject: number;
+  /** 0: no limit. */
+  maxSubscriptionsPerSubject: number;
   /** `true`: any origin. */
   corsOrigins: string[] | true;
   logLevel: string;
@@ -153,6 +164,19 @@ function logLevel(settings: Settings): string {
   return level;
 }
 
+/** TOPICGATE_JWT_MAX_TTL in seconds. */
+function maxTtl(settings: Settings): number {
+  const raw = get(settings, 'jwt-max-ttl')!;
+  let seconds: number;
+  try {
+    seconds = parseDuration(raw);
+  } catch (err) {
+    throw new ConfigError(`TOPICGATE_JWT_MAX_TTL (--jwt-max-ttl): ${(err as Error).message}`);
+  }
+  if (seconds <= 0) throw new ConfigError(`TOPICGATE_JWT_MAX_TTL (--jwt-max-ttl) must be greater than 0, got "${raw}"`);
+  return seconds;
+}
+
 function list(value: string | undefined): string[] {
   return (value ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
 }
@@ -170,18 +194,21 @@ export function loadConfig(settings: Settings, { requireAuth = true } = {}): Gat
   const insecure = get(settings, 'insecure-no-auth') === '1';
   const secret = get(settings, 'jwt-secret');
   const publicKey = get(settings, 'jwt-public-key');
+  const jwksUrl = get(settings, 'jwt-jwks-url');
   let jwt: TokenVerifierSettings | null = null;
-  if (secret !== undefined || publicKey !== undefined) {
+  if (secret !== undefined || publicKey !== undefined || jwksUrl !== undefined) {
     jwt = {
       ...(secret !== undefined && { secret }),
       ...(publicKey !== undefined && { publicKey }),
+      ...(jwksUrl !== undefined && { jwksUrl }),
+      maxTtlSeconds: maxTtl(settings),
       algorithms: list(get(settings, 'jwt-algorithms')),
       ...(get(settings, 'jwt-issuer') !== undefined && { issuer: get(settings, 'jwt-issuer')! }),
       ...(get(settings, 'jwt-audience') !== undefined && { audience: get(settings, 'jwt-audience')! }),
     };
   } else if (!insecure && requireAuth) {
     throw new ConfigError(
-      'no JWT key configured: set TOPICGATE_JWT_SECRET (HS256) or TOPICGATE_JWT_PUBLIC_KEY, ' +
+      'no JWT key configured: set TOPICGATE_JWT_SECRET (HS256), TOPICGATE_JWT_PUBLIC_KEY or TOPICGATE_JWT_JWKS_URL, ' +
         'or TOPICGATE_INSECURE_NO_AUTH=1 to accept every connection (development only)',
     );
   }
@@ -201,6 +228,7 @@ export function loadConfig(settings: Settings, { requireAuth = true } = {}): Gat
     // amqplib reads 0 as "heartbeats off": a broker that goes silent would never be noticed.
     amqpHeartbeatSeconds: integer(settings, 'amqp-heartbeat', 1, 3600, '0 would turn AMQP heartbeats off, so a silent broker would go unnoticed'),
     maxConnectionsPerSubject: integer(settings, 'max-connections-per-subject', 0, 1_000_000),
+    maxSubscriptionsPerSubject: integer(settings, 'max-subscriptions-per-subject', 0, 100_000_000),
     corsOrigins: cors.trim() === '*' ? true : list(cors),
     logLevel: logLevel(settings),
   };

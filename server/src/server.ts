@@ -6,11 +6,14 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import type { Express } from 'express';
-import { createAccess } from './auth/access-from-config.js';
+import { createAccess, withRevocations } from './auth/access-from-config.js';
+import { Revocations } from './auth/revocations.js';
+import { CLOCK_SKEW_SECONDS, DEFAULT_MAX_TTL_SECONDS } from './auth/token-verifier.js';
 import type { GatewayConfig } from './config.js';
+import { ControlListener, type RevokeMessage } from './control.js';
 import type { Access } from './gateway/access.js';
 import { createSocketServer } from './gateway/socket-server.js';
-import { createHttpApp, serveIndex } from './http/app.js';
+import { answerErrors, createHttpApp, serveIndex } from './http/app.js';
 import { listenForMetrics } from './http/metrics-listener.js';
 import { createLogger, type Logger } from './log.js';
 import { createMetrics } from './metrics.js';
@@ -44,7 +47,9 @@ export interface StartOptions {
 
 export async function startGateway(config: GatewayConfig, options: StartOptions = {}): Promise<RunningGateway> {
   const log = options.log ?? createLogger(config.logLevel);
-  const access = options.access ?? createAccess(config.jwt, log);
+  // A revocation is kept as long as a token issued before it can live (docs/protocol.md §10.5).
+  const revocations = new Revocations((config.jwt?.maxTtlSeconds ?? DEFAULT_MAX_TTL_SECONDS) + CLOCK_SKEW_SECONDS);
+  const access = withRevocations(options.access ?? createAccess(config.jwt, log), revocations);
   const connectionName = `topicgate ${config.gatewayId}`;
   const mq = await connectBroker(config, connectionName, log);
   const metrics = createMetrics(() => (mq instanceof AmqpConnector ? mq.channelCount : 0));
@@ -54,6 +59,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   const app = createHttpApp({ mq, sdkBundlePath: findSdkBundle(), corsOrigins: config.corsOrigins });
   options.extendApp?.(app, mq);
   app.get('/', serveIndex); // after the demo's routes: its pages win at /
+  app.use(answerErrors);
   const http = createServer(app);
   const sockets = createSocketServer(http, {
     mq,
@@ -64,6 +70,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     maxPayloadBytes: config.maxPayloadBytes,
     corsOrigins: config.corsOrigins,
     maxConnectionsPerSubject: config.maxConnectionsPerSubject,
+    maxSubscriptionsPerSubject: config.maxSubscriptionsPerSubject,
     limits: {
       maxSubscriptions: config.maxSubscriptions,
       subscribesPerSecond: config.subscribesPerSecond,
@@ -81,6 +88,17 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     await mq.close();
     throw err;
   });
+  // Revocations from `topicgate revoke`, through the broker; the embedded broker cannot be reached from outside.
+  const onRevoke = ({ sub, at }: RevokeMessage) => {
+    // The later of the publisher's clock and ours, and never far ahead: a skewed or forged time cannot lock a subject out for long.
+    const now = Date.now();
+    const { revocation, dropped } = revocations.revoke(sub, Math.min(Math.max(at, now), now + CLOCK_SKEW_SECONDS * 1000));
+    const disconnected = sockets.revokeSubject(sub, 'access for this subject was revoked by an operator; tokens issued before now are refused');
+    log.info({ sub, notBefore: new Date(revocation.notBefore * 1000).toISOString(), until: new Date(revocation.until * 1000).toISOString(), sockets: disconnected }, 'revoked a subject: its sockets disconnected, its earlier tokens refused');
+    if (dropped > 0) log.error({ dropped, kept: revocations.size }, 'too many revocations in force; the oldest were forgotten');
+  };
+  const control = config.amqpUrls.length === 0 ? null : await ControlListener.start({ amqpUrls: config.amqpUrls, exchange: config.exchange, gatewayId: config.gatewayId, heartbeatSeconds: config.amqpHeartbeatSeconds, log }, onRevoke);
+
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
   log.info({ port, metricsPort: metricsListener?.port ?? null, gatewayId: config.gatewayId, broker: mq.kind, exchange: config.exchange }, `topicgate listening on http://${host}:${port}`);
 
@@ -96,6 +114,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     log,
     close: () =>
       (closing ??= (async () => {
+        await control?.close();
         await sockets.shutdown();
         await mq.close();
         http.closeAllConnections();

@@ -168,8 +168,9 @@ describe('topicgate token with bad arguments', () => {
     [['--topics', 'builds.#', '--ttl', '5y'], 'invalid duration "5y"'],
     [[], 'needs --topics'],
     [['--topics', 'builds..x'], 'topic 1 is not a valid pattern'],
+    [['--topics', 'builds.#', '--ttl', '2d'], '--ttl 2d is longer than TOPICGATE_JWT_MAX_TTL (24h)'],
   ])('%j is refused in one line', async (flags, message) => {
-    const run = await runCli(['token', '--jwt-secret', 'a-secret-for-tests', '--sub', 'alice', ...flags]);
+    const run = await runCli(['token', '--jwt-secret', 'a-secret-for-tests-long-enough-for-hs256', '--sub', 'alice', ...flags]);
     expectOneLineError(run, message);
   });
 });
@@ -182,6 +183,40 @@ describe('a mistyped flag', () => {
   ])('%s names the flag it probably meant', async (flag, hint) => {
     const run = await runCli(['serve', flag, '1']);
     expectOneLineError(run, `unknown flag ${flag.split('=')[0]}`, hint, 'topicgate help');
+  });
+});
+
+describe('token settings that cannot be safe (issue 11)', () => {
+  it('serve refuses a short secret before touching the broker, saying how to make a good one', async () => {
+    const broker = await occupiedPort();
+    const run = await runCli(['serve', '--port', '0'], { TOPICGATE_JWT_SECRET: 'changeme', TOPICGATE_AMQP_URL: `amqp://127.0.0.1:${broker.port}` });
+    expectOneLineError(run, 'TOPICGATE_JWT_SECRET', '8 bytes', 'at least 32 bytes', 'openssl rand -hex 32');
+    expect(run.stderr).not.toContain('changeme');
+    expect(broker.connections()).toBe(0);
+  });
+
+  it('token refuses to mint with a short secret', async () => {
+    const run = await runCli(['token', '--jwt-secret', 'changeme', '--sub', 'alice', '--topics', 'builds.#']);
+    expectOneLineError(run, 'at least 32 bytes', 'openssl rand -hex 32');
+  });
+
+  it.each([
+    [{ TOPICGATE_JWT_JWKS_URL: 'https://idp.example/.well-known/jwks.json', TOPICGATE_JWT_SECRET: 'x'.repeat(64) }, ['TOPICGATE_JWT_JWKS_URL', 'TOPICGATE_JWT_SECRET']],
+    [{ TOPICGATE_JWT_JWKS_URL: 'https://idp.example/.well-known/jwks.json' }, ['TOPICGATE_JWT_ALGORITHMS', 'RS256']],
+    [{ TOPICGATE_JWT_JWKS_URL: 'http://idp.example/jwks.json', TOPICGATE_JWT_ALGORITHMS: 'RS256' }, ['TOPICGATE_JWT_JWKS_URL', 'https://']],
+    [{ TOPICGATE_JWT_JWKS_URL: 'not a url', TOPICGATE_JWT_ALGORITHMS: 'RS256' }, ['TOPICGATE_JWT_JWKS_URL', 'not a URL']],
+    [{ TOPICGATE_JWT_SECRET: 'x'.repeat(64), TOPICGATE_JWT_MAX_TTL: 'forever' }, ['TOPICGATE_JWT_MAX_TTL', '"forever"']],
+    [{ TOPICGATE_JWT_SECRET: 'x'.repeat(64), TOPICGATE_JWT_MAX_TTL: '0' }, ['TOPICGATE_JWT_MAX_TTL', 'greater than 0']],
+  ])('serve refuses %j in one line', async (env, fragments) => {
+    const broker = await occupiedPort();
+    const run = await runCli(['serve', '--port', '0'], { ...env, TOPICGATE_AMQP_URL: `amqp://127.0.0.1:${broker.port}` });
+    expectOneLineError(run, ...fragments);
+    expect(broker.connections()).toBe(0);
+  });
+
+  it('revoke needs --sub and the broker URL', async () => {
+    expectOneLineError(await runCli(['revoke'], { TOPICGATE_AMQP_URL: TEST_AMQP_URL }), 'needs --sub');
+    expectOneLineError(await runCli(['revoke', '--sub', 'alice']), 'TOPICGATE_AMQP_URL');
   });
 });
 

@@ -21,6 +21,8 @@ export const ServerEvent = {
   Messages: 'messages',
   Resync: 'resync',
   Unsubscribed: 'unsubscribed',
+  /** An operator revoked the token's subject: the gateway disconnects the socket right after (docs/protocol.md §6.5). */
+  Revoked: 'revoked',
 } as const;
 
 /** Codes in `{ ok: false, error: { code } }` acknowledgements and `connect_error.data`. */
@@ -39,6 +41,12 @@ export const ErrorCode = {
   UnknownSubscription: 'unknown_subscription',
   /** Handshake or `refresh`: the token is missing, malformed, expired or not trusted. */
   Unauthorized: 'unauthorized',
+  /**
+   * Not in acknowledgements: the code of the `revoked` notice. An operator
+   * revoked the token's subject on every gateway; tokens issued before that
+   * are refused (`unauthorized`) from then on.
+   */
+  Revoked: 'revoked',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -108,6 +116,13 @@ export interface UnsubscribedNotice {
   reason: UnsubscribedReason;
 }
 
+/** The `revoked` event: sent once, right before the gateway disconnects the socket. */
+export interface RevokedNotice {
+  code: typeof ErrorCode.Revoked;
+  /** English, for logs and display; never match on it. */
+  message: string;
+}
+
 /**
  * `connect_error` `data` when the handshake is refused: `unauthorized` (the
  * token), or `limit_exceeded` (too many connections for this token's subject).
@@ -133,4 +148,5 @@ export interface ServerToClientEvents {
   messages(batch: Delivery[]): void;
   resync(notice: ResyncNotice): void;
   unsubscribed(notice: UnsubscribedNotice): void;
+  revoked(notice: RevokedNotice): void;
 }

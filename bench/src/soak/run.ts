@@ -85,6 +85,11 @@ function planClients(o: SoakOptions): Array<{ id: number; subscriptions: number;
   );
 }
 
+/** How long the workers' tokens live: the whole soak and an hour more, so none needs refreshing. */
+function tokenTtlSeconds(minutes: number): number {
+  return Math.ceil(minutes * 60 + 3600);
+}
+
 async function startWorkers(state: RunState, gateway: GatewayProcess, secret: string): Promise<InitResult> {
   const { options: o } = state;
   const plans = planClients(o);
@@ -96,7 +101,7 @@ async function startWorkers(state: RunState, gateway: GatewayProcess, secret: st
         gatewayUrl: gateway.url,
         gatewayId: state.gatewayId,
         jwtSecret: secret,
-        tokenTtlSeconds: Math.ceil(o.minutes * 60 + 3600),
+        tokenTtlSeconds: tokenTtlSeconds(o.minutes),
         streams: o.streams,
         events: o.events,
         clients: plans.filter((p) => p.id % o.workers === w),
@@ -248,6 +253,8 @@ async function main(): Promise<number> {
         TOPICGATE_SUBSCRIBE_RATE: undefined,
         TOPICGATE_MAX_SUBSCRIPTIONS: undefined,
         TOPICGATE_JWT_SECRET: secret,
+        // The workers' tokens live the whole soak plus an hour: a soak of a day or more exceeds the default maximum (24h).
+        TOPICGATE_JWT_MAX_TTL: String(tokenTtlSeconds(options.minutes)),
         TOPICGATE_LOG_LEVEL: options.gatewayLogLevel,
         TOPICGATE_CLIENT_BUFFER_BYTES: options.clientBufferBytes === undefined ? undefined : String(options.clientBufferBytes),
       },

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import express from 'express';
-import { loadConfig, type Settings } from '../config.js';
+import { ConfigError, loadConfig, type Settings } from '../config.js';
 import { createLogger } from '../log.js';
 import { startGateway, type RunningGateway } from '../server.js';
 import { ChaosPublisher } from './chaos-publisher.js';
@@ -24,10 +24,37 @@ export interface DemoOptions {
   keepBuilds?: number;
 }
 
+/** The demo's exchange unless TOPICGATE_EXCHANGE says otherwise: never the gateway's default, `topicgate`. */
+export const DEMO_EXCHANGE = 'topicgate-demo';
+
+/**
+ * The demo is its own identity provider (it hands any visitor a token for
+ * `builds.#` and `logs.#`) and publishes made-up builds. A JWT key in its
+ * environment means it was started where a real gateway runs: refuse.
+ */
+function refuseProductionLook(settings: Settings): void {
+  const keys = (Object.keys(settings) as string[]).filter((name) => name === 'jwt-secret' || name === 'jwt-public-key' || name.includes('jwks'));
+  if (keys.length === 0) return;
+  throw new ConfigError(
+    `topicgate demo mints its own tokens for anyone and publishes made-up builds; it refuses to run where a JWT key is configured ` +
+      `(${keys.map((name) => `TOPICGATE_${name.toUpperCase().replaceAll('-', '_')}`).join(', ')}), which looks like a production environment. ` +
+      'Unset it for the demo, or run `topicgate serve`.',
+  );
+}
+
 export async function runDemo(settings: Settings, options: DemoOptions = {}): Promise<RunningGateway> {
+  refuseProductionLook(settings);
   const secret = randomBytes(32).toString('base64url');
-  // No metrics listener unless asked for: the demo is for trying topicgate, and several may run on one machine.
-  const config = loadConfig({ 'metrics-port': 'off', ...settings, 'jwt-secret': secret, 'jwt-algorithms': 'HS256' });
+  // Fenced off from anything real unless told otherwise: its own exchange, this
+  // machine only, and no metrics listener (several demos may run on one machine).
+  const config = loadConfig({
+    exchange: DEMO_EXCHANGE,
+    host: '127.0.0.1',
+    'metrics-port': 'off',
+    ...settings,
+    'jwt-secret': secret,
+    'jwt-algorithms': 'HS256',
+  });
   const log = createLogger(config.logLevel);
   const store = new DemoStore(options.keepBuilds);
   let publisher: ChaosPublisher | undefined;

@@ -14,6 +14,8 @@ export interface Principal {
   topics: readonly string[];
   /** Epoch seconds after which the connection must refresh or be dropped; undefined: never. */
   exp: number | undefined;
+  /** When the token was issued (epoch seconds), if it says: revocations refuse tokens issued before them. */
+  iat?: number | undefined;
 }
 
 export interface Access {

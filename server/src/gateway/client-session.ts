@@ -22,6 +22,7 @@ import type { Metrics } from '../metrics.js';
 import { UnavailableError, type Consumer, type ConsumerEndReason, type MqConnector, type MqMessage } from '../mq/connector.js';
 import type { Access, Principal } from './access.js';
 import { Outbox } from './outbox.js';
+import type { PerSubjectLimit } from './handshake.js';
 import { RateLimit } from './rate-limit.js';
 import { parseRefresh, parseSubscribe, parseUnsubscribe } from './requests.js';
 
@@ -40,6 +41,8 @@ export interface SessionDeps {
   log: Logger;
   /** Gateway-wide unique subscription ids; they also name the queues. */
   nextSubscriptionId: () => string;
+  /** Subscriptions (each a broker queue) per token subject, over all of its connections. */
+  subscriptionsPerSubject: PerSubjectLimit;
 }
 
 interface Subscription {
@@ -50,6 +53,8 @@ interface Subscription {
   seq: number;
   /** False from the moment the subscription starts ending: late deliveries are dropped. */
   live: boolean;
+  /** Gives back its unit of the subject's subscription limit; idempotent. */
+  release: () => void;
 }
 
 /** Acks are typed per event on the client side; here any protocol ack goes through one callback. */
@@ -128,9 +133,14 @@ export class ClientSession {
     }
     const allowed = this.deps.access.authorize(this.principal, pattern);
     if (!allowed.ok) return this.refuse(reply, { code: ErrorCode.Forbidden, message: allowed.message });
+    const release = this.deps.subscriptionsPerSubject.reserve(this.principal.sub);
+    if (!release) {
+      const { max } = this.deps.subscriptionsPerSubject;
+      return this.refuse(reply, { code: ErrorCode.LimitExceeded, message: `at most ${max} subscriptions per token subject over all of its connections; unsubscribe from one first` });
+    }
 
     const id = this.deps.nextSubscriptionId();
-    const sub: Subscription = { id, pattern, log: this.log.child({ subscription: id, pattern }), consumer: null, seq: 0, live: true };
+    const sub: Subscription = { id, pattern, log: this.log.child({ subscription: id, pattern }), consumer: null, seq: 0, live: true, release };
     this.pendingSubscribes++;
     let consumer: Consumer;
     try {
@@ -141,6 +151,7 @@ export class ClientSession {
       });
     } catch (err) {
       sub.live = false;
+      sub.release();
       // The broker's own words name users, vhosts and queues: they go to the log, not to browsers.
       const message = err instanceof UnavailableError ? err.message : 'the broker refused the subscription; retry later (the gateway logged why)';
       sub.log.warn({ err: (err as Error).message }, 'subscribe failed');
@@ -153,6 +164,7 @@ export class ClientSession {
     if (!stillAllowed.ok && !this.closed && sub.live) {
       sub.live = false;
       await consumer.stopConsuming();
+      sub.release();
       return this.refuse(reply, { code: ErrorCode.Forbidden, message: stillAllowed.message });
     }
     if (this.closed || !sub.live) {
@@ -160,6 +172,7 @@ export class ClientSession {
       const lost = !this.closed;
       sub.live = false;
       await consumer.stopConsuming();
+      sub.release();
       if (lost) this.refuse(reply, { code: ErrorCode.Unavailable, message: 'the broker dropped the queue while subscribing; retry' });
       return;
     }
@@ -227,6 +240,7 @@ export class ClientSession {
     sub.live = false;
     sub.consumer = null;
     if (!this.subscriptions.delete(sub.id)) return; // still being declared: subscribe() sees !live
+    sub.release();
     this.deps.metrics.subscriptions.dec();
     const notice = reason === 'closed' ? UnsubscribedReason.Shutdown : UnsubscribedReason.QueueDeleted;
     if (!this.closed) this.outbox.emit(ServerEvent.Unsubscribed, { id: sub.id, reason: notice });
@@ -248,6 +262,8 @@ export class ClientSession {
       await consumer?.stopConsuming();
     } catch (err) {
       sub.log.error({ err: (err as Error).message }, 'could not delete the subscription queue; it is exclusive and goes with the broker connection');
+    } finally {
+      sub.release(); // once its queue is gone, not before: the limit bounds queues on the broker
     }
   }
 

@@ -1,6 +1,6 @@
 /**
  * What the handshake needs to hold against a hostile client: per-subject
- * connection slots reserved where they are checked, refusals logged at a
+ * limits reserved where they are checked, refusals logged at a
  * bounded rate with what the client sent cut short, and a connection closed
  * after it has failed the handshake a few times.
  */
@@ -8,20 +8,24 @@ import type { Logger } from '../log.js';
 import { RateLimit } from './rate-limit.js';
 
 /**
- * Connections per token subject. A slot is taken in the handshake itself, so
- * connections racing each other (several CONNECT packets in one polling
- * request, or handshakes awaiting an asynchronous key lookup) cannot all pass
- * a check made before any of them counted.
+ * A per-subject count with a ceiling (connections, subscriptions). A unit is
+ * taken where it is checked, so requests racing each other (several CONNECT
+ * packets in one polling request, handshakes awaiting an asynchronous key
+ * lookup, subscribes in flight) cannot all pass a check made before any of
+ * them counted. Without a subject (a token without `sub`, or auth off) there
+ * is nobody to count against: no limit.
  */
-export class SubjectSlots {
+export class PerSubjectLimit {
   private readonly held = new Map<string, number>();
 
-  constructor(private readonly perSubject: number) {}
+  /** `max` 0: no limit. */
+  constructor(readonly max: number) {}
 
-  /** A release function, or `null` when the subject is at its limit. 0 means no limit. */
-  reserve(subject: string): (() => void) | null {
+  /** A release function (idempotent), or `null` when the subject is at its limit. */
+  reserve(subject: string | undefined): (() => void) | null {
+    if (subject === undefined || this.max === 0) return () => undefined;
     const count = this.held.get(subject) ?? 0;
-    if (this.perSubject > 0 && count >= this.perSubject) return null;
+    if (count >= this.max) return null;
     this.held.set(subject, count + 1);
     let released = false;
     return () => {

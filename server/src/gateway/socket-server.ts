@@ -5,14 +5,14 @@
  * protocol.
  */
 import type { Server as HttpServer } from 'node:http';
-import { ErrorCode, type ConnectErrorData, type ServerToClientEvents } from '@topicgate/shared';
+import { ErrorCode, ServerEvent, type ConnectErrorData, type ServerToClientEvents } from '@topicgate/shared';
 import { Server, type DefaultEventsMap, type Socket } from 'socket.io';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { MqConnector } from '../mq/connector.js';
 import type { Access, Principal } from './access.js';
 import { ClientSession, type SessionLimits } from './client-session.js';
-import { RefusalLog, SubjectSlots, truncate } from './handshake.js';
+import { PerSubjectLimit, RefusalLog, truncate } from './handshake.js';
 
 export interface SocketServerOptions {
   mq: MqConnector;
@@ -27,6 +27,8 @@ export interface SocketServerOptions {
   corsOrigins: string[] | true;
   /** Connections per token `sub`; 0: no limit. */
   maxConnectionsPerSubject: number;
+  /** Subscriptions per token `sub`, over all of its connections; 0: no limit. */
+  maxSubscriptionsPerSubject: number;
 }
 
 export type GatewaySocketServer = Server<DefaultEventsMap, ServerToClientEvents, DefaultEventsMap, { principal: Principal }>;
@@ -63,7 +65,8 @@ export function createSocketServer(http: HttpServer, options: SocketServerOption
   let counter = 0;
   const nextSubscriptionId = () => `s${(++counter).toString(36)}`;
 
-  const slots = new SubjectSlots(options.maxConnectionsPerSubject);
+  const connectionsPerSubject = new PerSubjectLimit(options.maxConnectionsPerSubject);
+  const subscriptionsPerSubject = new PerSubjectLimit(options.maxSubscriptionsPerSubject);
   /** Failed handshakes per underlying connection: a client retrying on one connection is cut off. */
   const failures = new WeakMap<object, number>();
   const refuse = (socket: GatewaySocket, next: (err?: Error) => void, data: ConnectErrorData) => {
@@ -83,7 +86,7 @@ export function createSocketServer(http: HttpServer, options: SocketServerOption
     } catch (err) {
       return refuse(socket, next, { code: ErrorCode.Unauthorized, message: (err as Error).message });
     }
-    const release = slots.reserve(principal.sub ?? '');
+    const release = connectionsPerSubject.reserve(principal.sub);
     if (!release) {
       const message = `at most ${options.maxConnectionsPerSubject} connections per token subject; close another tab or connection first`;
       return refuse(socket, next, { code: ErrorCode.LimitExceeded, message });
@@ -96,13 +99,28 @@ export function createSocketServer(http: HttpServer, options: SocketServerOption
   });
 
   io.on('connection', (socket) => {
-    const session = new ClientSession(socket, socket.data.principal, { mq, access, limits, metrics, log, nextSubscriptionId });
+    const session = new ClientSession(socket, socket.data.principal, { mq, access, limits, metrics, log, nextSubscriptionId, subscriptionsPerSubject });
     sessions.add(session);
     socket.on('disconnect', () => sessions.delete(session));
   });
 
   return {
     io,
+    /**
+     * An operator revoked `sub` (docs/protocol.md §10.5): each of its sockets
+     * gets `revoked`, then is disconnected, which ends its subscriptions and
+     * deletes their queues. Returns how many sockets there were.
+     */
+    revokeSubject(sub: string, message: string): number {
+      let count = 0;
+      for (const socket of io.of('/').sockets.values()) {
+        if (socket.data.principal?.sub !== sub) continue;
+        count++;
+        socket.emit(ServerEvent.Revoked, { code: ErrorCode.Revoked, message });
+        socket.disconnect(true); // engine.io writes the notice before it closes
+      }
+      return count;
+    },
     /** Ends every subscription with `shutdown`, deletes their queues and disconnects every client. */
     async shutdown(): Promise<void> {
       await Promise.all([...sessions].map((session) => session.shutdown()));

@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import cors from 'cors';
-import express, { type Express, type Request, type Response } from 'express';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { MqConnector } from '../mq/connector.js';
 
 export interface HttpAppOptions {
@@ -19,18 +19,20 @@ export interface HttpAppOptions {
 export function createHttpApp({ mq, sdkBundlePath, corsOrigins }: HttpAppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
-  app.use(cors({ origin: corsOrigins }));
+  // CORS on the gateway's own endpoints only: routes an embedding app adds
+  // (the demo's /api, which hands out tokens) stay same-origin.
+  const withCors = cors({ origin: corsOrigins });
 
-  app.get('/healthz', (_req, res) => {
+  app.get('/healthz', withCors, (_req, res) => {
     res.json({ status: 'ok' });
   });
 
-  app.get('/readyz', (_req, res) => {
+  app.get('/readyz', withCors, (_req, res) => {
     if (mq.isUp) res.json({ status: 'ready', broker: mq.kind });
     else res.status(503).json({ status: 'unavailable', broker: mq.kind, reason: 'the broker connection is down; the gateway is reconnecting' });
   });
 
-  app.get('/topicgate.min.js', (_req, res) => {
+  app.get('/topicgate.min.js', withCors, (_req, res) => {
     if (sdkBundlePath && existsSync(sdkBundlePath)) res.type('application/javascript').sendFile(sdkBundlePath);
     else res.status(404).type('text/plain').send('the SDK bundle is not built; run `npm run build` in the repository');
   });
@@ -56,4 +58,17 @@ export function serveIndex(_req: Request, res: Response): void {
 <p>Prometheus metrics are served on a port of their own (<code>TOPICGATE_METRICS_PORT</code>, default 9464), not here. To see it working, run <code>topicgate demo</code>.</p>
 </body></html>
 `);
+}
+
+/**
+ * The last handler: an error in a route (a malformed JSON body, say) is
+ * answered with its status and a one-line reason, never express's default
+ * page with a stack trace.
+ */
+export function answerErrors(err: unknown, _req: Request, res: Response, next: NextFunction): void {
+  if (res.headersSent) return next(err);
+  const e = err as { status?: unknown; statusCode?: unknown; expose?: unknown; message?: unknown };
+  const status = typeof e.status === 'number' ? e.status : typeof e.statusCode === 'number' ? e.statusCode : 500;
+  const message = status < 500 && e.expose !== false && typeof e.message === 'string' ? e.message : 'internal error';
+  res.status(status).json({ error: message });
 }

@@ -38,6 +38,7 @@ export function testConfig(overrides: Partial<GatewayConfig> = {}): GatewayConfi
     clientBufferBytes: 1024 * 1024,
     amqpHeartbeatSeconds: 15,
     maxConnectionsPerSubject: 0,
+    maxSubscriptionsPerSubject: 0,
     corsOrigins: true,
     logLevel: 'silent',
     ...overrides,
