@@ -24,6 +24,7 @@ import type { Access, Principal } from './access.js';
 import { Outbox } from './outbox.js';
 import type { PerSubjectLimit } from './handshake.js';
 import { RateLimit } from './rate-limit.js';
+import { Subscription, type EndCause } from './subscription.js';
 import { parseRefresh, parseSubscribe, parseUnsubscribe } from './requests.js';
 
 export interface SessionLimits {
@@ -45,18 +46,6 @@ export interface SessionDeps {
   subscriptionsPerSubject: PerSubjectLimit;
 }
 
-interface Subscription {
-  readonly id: string;
-  readonly pattern: string;
-  readonly log: Logger;
-  consumer: Consumer | null;
-  seq: number;
-  /** False from the moment the subscription starts ending: late deliveries are dropped. */
-  live: boolean;
-  /** Gives back its unit of the subject's subscription limit; idempotent. */
-  release: () => void;
-}
-
 /** Acks are typed per event on the client side; here any protocol ack goes through one callback. */
 type AckFn = (result: Ack<{ id?: string }>) => void;
 
@@ -69,14 +58,16 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 const SHUTDOWN_FLUSH_MS = 2_000;
 
 export class ClientSession {
+  /** Acknowledged subscriptions, by id. */
   private readonly subscriptions = new Map<string, Subscription>();
+  /** Subscriptions whose queue is being declared: not yet known to the client. */
+  private readonly declaring = new Set<Subscription>();
   private readonly outbox: Outbox;
   private readonly rate: RateLimit;
   /** Refreshes re-check every subscription: a client may not make the gateway do that in a loop. */
   private readonly refreshRate = new RateLimit(REFRESHES_PER_SECOND);
   private readonly log: Logger;
-  private pendingSubscribes = 0;
-  private closed = false;
+  private phase: 'open' | 'closed' = 'open';
   private expiryTimer: NodeJS.Timeout | null = null;
   /** Kinds of client mistakes already logged as warnings for this socket. */
   private readonly warned = new Set<string>();
@@ -125,7 +116,7 @@ export class ClientSession {
     const tooCostly = patternCostError(pattern);
     if (tooCostly) return this.refuse(reply, { code: ErrorCode.InvalidPattern, message: tooCostly });
     const { maxSubscriptions } = this.deps.limits;
-    if (this.subscriptions.size + this.pendingSubscribes >= maxSubscriptions) {
+    if (this.subscriptions.size + this.declaring.size >= maxSubscriptions) {
       return this.refuse(reply, { code: ErrorCode.LimitExceeded, message: `at most ${maxSubscriptions} subscriptions per connection; unsubscribe from one first` });
     }
     if (!this.rate.take()) {
@@ -140,8 +131,8 @@ export class ClientSession {
     }
 
     const id = this.deps.nextSubscriptionId();
-    const sub: Subscription = { id, pattern, log: this.log.child({ subscription: id, pattern }), consumer: null, seq: 0, live: true, release };
-    this.pendingSubscribes++;
+    const sub = new Subscription(id, pattern, this.log.child({ subscription: id, pattern }), release);
+    this.declaring.add(sub);
     let consumer: Consumer;
     try {
       consumer = await this.deps.mq.startConsuming(pattern, (message) => this.relay(sub, message), {
@@ -150,33 +141,26 @@ export class ClientSession {
         onEnd: (reason, detail) => this.onConsumerEnded(sub, reason, detail),
       });
     } catch (err) {
-      sub.live = false;
-      sub.release();
+      this.declaring.delete(sub);
+      sub.beginEnd('broker');
+      await sub.finish(null);
       // The broker's own words name users, vhosts and queues: they go to the log, not to browsers.
       const message = err instanceof UnavailableError ? err.message : 'the broker refused the subscription; retry later (the gateway logged why)';
       sub.log.warn({ err: (err as Error).message }, 'subscribe failed');
       return this.refuse(reply, { code: ErrorCode.Unavailable, message });
-    } finally {
-      this.pendingSubscribes--;
     }
+    this.declaring.delete(sub);
     // The token may have been refreshed while the queue was being declared: authorize again against the one in force now.
     const stillAllowed = this.deps.access.authorize(this.principal, pattern);
-    if (!stillAllowed.ok && !this.closed && sub.live) {
-      sub.live = false;
-      await consumer.stopConsuming();
-      sub.release();
-      return this.refuse(reply, { code: ErrorCode.Forbidden, message: stillAllowed.message });
+    if (!stillAllowed.ok) sub.beginEnd('forbidden');
+    if (sub.state === 'ending') {
+      // Ended while its queue was being declared: by a narrower token, the broker, or the socket going away.
+      await sub.finish(consumer);
+      if (sub.endCause === 'forbidden') return this.refuse(reply, { code: ErrorCode.Forbidden, message: stillAllowed.ok ? 'the token no longer allows this pattern' : stillAllowed.message });
+      if (sub.endCause === 'broker') return this.refuse(reply, { code: ErrorCode.Unavailable, message: 'the broker dropped the queue while subscribing; retry' });
+      return; // the socket is gone: nobody to answer
     }
-    if (this.closed || !sub.live) {
-      // The socket went away, or the broker ended the consumer, while the queue was being declared.
-      const lost = !this.closed;
-      sub.live = false;
-      await consumer.stopConsuming();
-      sub.release();
-      if (lost) this.refuse(reply, { code: ErrorCode.Unavailable, message: 'the broker dropped the queue while subscribing; retry' });
-      return;
-    }
-    sub.consumer = consumer;
+    sub.commit(consumer);
     this.subscriptions.set(id, sub);
     this.deps.metrics.subscriptions.inc();
     this.deps.metrics.subscribeLatency.observe((performance.now() - started) / 1000);
@@ -191,7 +175,7 @@ export class ClientSession {
     if (!sub) {
       return reply({ ok: false, error: { code: ErrorCode.UnknownSubscription, message: `no subscription "${parsed.value.id}" on this connection` } });
     }
-    await this.stop(sub);
+    await this.stop(sub, 'unsubscribed');
     sub.log.debug('unsubscribed');
     // Deliveries batched before the queue went come first: nothing follows the ack.
     this.outbox.writePending();
@@ -225,56 +209,50 @@ export class ClientSession {
 
   /** The hot path: one AMQP delivery becomes one entry of this socket's next `messages` frame. */
   private relay(sub: Subscription, message: MqMessage): void {
-    if (sub.live) this.outbox.offer(sub, message.key, message.json);
+    if (sub.relaying) this.outbox.offer(sub, message.key, message.json);
   }
 
   private resync(sub: Subscription, reason: ResyncReason): void {
-    if (!sub.live || this.closed) return;
+    if (!sub.relaying || this.phase === 'closed') return;
     this.deps.metrics.resyncs.inc({ reason });
     this.outbox.emit(ServerEvent.Resync, { id: sub.id, reason });
   }
 
   private onConsumerEnded(sub: Subscription, reason: ConsumerEndReason, detail: string): void {
-    if (!sub.live) return;
+    const from = sub.beginEnd('broker');
+    if (from === null) return;
     sub.log.warn({ reason, detail }, 'subscription ended by the broker');
-    sub.live = false;
-    sub.consumer = null;
-    if (!this.subscriptions.delete(sub.id)) return; // still being declared: subscribe() sees !live
-    sub.release();
+    if (from === 'declaring') return; // its subscribe finishes it, and answers
+    this.subscriptions.delete(sub.id);
     this.deps.metrics.subscriptions.dec();
+    void sub.finish(); // the consumer has stopped already; this gives back its unit
     const notice = reason === 'closed' ? UnsubscribedReason.Shutdown : UnsubscribedReason.QueueDeleted;
-    if (!this.closed) this.outbox.emit(ServerEvent.Unsubscribed, { id: sub.id, reason: notice });
+    if (this.phase === 'open') this.outbox.emit(ServerEvent.Unsubscribed, { id: sub.id, reason: notice });
   }
 
   /** Server-initiated end: delete the queue, then tell the client. */
   private async end(sub: Subscription, reason: UnsubscribedReason): Promise<void> {
-    await this.stop(sub);
-    if (!this.closed) this.outbox.emit(ServerEvent.Unsubscribed, { id: sub.id, reason });
+    await this.stop(sub, reason === UnsubscribedReason.Forbidden ? 'forbidden' : 'shutdown');
+    if (this.phase === 'open') this.outbox.emit(ServerEvent.Unsubscribed, { id: sub.id, reason });
   }
 
-  private async stop(sub: Subscription): Promise<void> {
-    if (!this.subscriptions.delete(sub.id)) return;
-    sub.live = false;
+  /** Ends an acknowledged subscription: nothing relayed from now on, its queue deleted. */
+  private async stop(sub: Subscription, cause: EndCause): Promise<void> {
+    if (sub.beginEnd(cause) !== 'live') return;
+    this.subscriptions.delete(sub.id);
     this.deps.metrics.subscriptions.dec();
-    const consumer = sub.consumer;
-    sub.consumer = null;
-    try {
-      await consumer?.stopConsuming();
-    } catch (err) {
-      sub.log.error({ err: (err as Error).message }, 'could not delete the subscription queue; it is exclusive and goes with the broker connection');
-    } finally {
-      sub.release(); // once its queue is gone, not before: the limit bounds queues on the broker
-    }
+    await sub.finish();
   }
 
   private async close(reason: string): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.phase === 'closed') return;
+    this.phase = 'closed';
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     this.outbox.dispose();
     this.deps.metrics.connections.dec();
+    for (const sub of this.declaring) sub.beginEnd('closed'); // each subscribe finishes its own
     const subs = [...this.subscriptions.values()];
-    await Promise.all(subs.map((sub) => this.stop(sub)));
+    await Promise.all(subs.map((sub) => this.stop(sub, 'closed')));
     this.log.debug({ reason, subscriptions: subs.length }, 'disconnected; queues deleted');
   }
 

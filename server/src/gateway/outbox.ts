@@ -30,7 +30,8 @@ export interface Stream {
   readonly id: string;
   /** Sequence number of the last delivery relayed to the client. */
   seq: number;
-  live: boolean;
+  /** False once the subscription has started ending: no overflow resync is owed any more. */
+  readonly relaying: boolean;
 }
 
 /** A socket.io EVENT packet (type 2) on the default namespace, as socket.io-parser encodes `emit('messages', [...])`. */
@@ -132,7 +133,7 @@ export class Outbox {
   private announceOverflow(): void {
     if (this.overflowed.size === 0) return;
     for (const stream of this.overflowed.values()) {
-      if (!stream.live) continue;
+      if (!stream.relaying) continue;
       this.metrics.resyncs.inc({ reason: ResyncReason.Overflow });
       this.socket.emit(ServerEvent.Resync, { id: stream.id, reason: ResyncReason.Overflow });
     }

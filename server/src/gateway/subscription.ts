@@ -1,0 +1,102 @@
+/**
+ * One subscription's life on the gateway, as one state and one transition
+ * function:
+ *
+ *   declaring ──commit──▶ live ──▶ ending ──▶ ended
+ *       └──────────────────────────▲
+ *
+ * - declaring: its queue is being declared, bound and consumed. Deliveries
+ *   are relayed already (protocol v1 lets a batch arrive before the ack).
+ * - live: acknowledged to the client.
+ * - ending: nothing is relayed any more; its consumer is being stopped and
+ *   its queue deleted. A subscription that starts ending while it is still
+ *   declaring is finished by the subscribe that declared it, once the
+ *   declare has settled: only it can hold the consumer.
+ * - ended: the queue is gone and its unit of the subject's limit given back.
+ *
+ * Resume (keeping a subscription's queue across a disconnect) is to add a
+ * state here, not a flag.
+ */
+import type { Logger } from '../log.js';
+import type { Consumer } from '../mq/connector.js';
+import type { Stream } from './outbox.js';
+
+export type SubscriptionState = 'declaring' | 'live' | 'ending' | 'ended';
+
+/** Why a subscription started ending. */
+export type EndCause = 'unsubscribed' | 'forbidden' | 'shutdown' | 'closed' | 'broker';
+
+const TRANSITIONS: Record<SubscriptionState, readonly SubscriptionState[]> = {
+  declaring: ['live', 'ending'],
+  live: ['ending'],
+  ending: ['ended'],
+  ended: [],
+};
+
+export class Subscription implements Stream {
+  private current: SubscriptionState = 'declaring';
+  private consumer: Consumer | null = null;
+  /** Set when it starts ending. */
+  endCause: EndCause | null = null;
+  seq = 0;
+
+  constructor(
+    readonly id: string,
+    readonly pattern: string,
+    readonly log: Logger,
+    /** Gives back its unit of the subject's subscription limit. */
+    private readonly release: () => void,
+  ) {}
+
+  get state(): SubscriptionState {
+    return this.current;
+  }
+
+  /** Whether deliveries and notices for it still go to the client. */
+  get relaying(): boolean {
+    return this.current === 'declaring' || this.current === 'live';
+  }
+
+  /** The declare succeeded and the client is told so. */
+  commit(consumer: Consumer): void {
+    this.to('live');
+    this.consumer = consumer;
+  }
+
+  /**
+   * Starts ending. Returns the state it ended from — `live`: the caller
+   * finishes it; `declaring`: its subscribe will — or null when it was
+   * already ending or ended.
+   */
+  beginEnd(cause: EndCause): 'declaring' | 'live' | null {
+    const from = this.current;
+    if (from !== 'declaring' && from !== 'live') return null;
+    this.to('ending');
+    this.endCause = cause;
+    return from;
+  }
+
+  /**
+   * Stops its consumer (deleting the queue), then gives back its unit of the
+   * limit — in that order: the limit bounds queues on the broker. `consumer`
+   * is the one a declare produced after the subscription started ending.
+   */
+  async finish(consumer: Consumer | null = this.consumer): Promise<void> {
+    this.consumer = null;
+    try {
+      await consumer?.stopConsuming();
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'could not delete the subscription queue; it is exclusive and goes with the broker connection');
+    } finally {
+      this.to('ended');
+      this.release();
+    }
+  }
+
+  private to(next: SubscriptionState): void {
+    if (!TRANSITIONS[this.current].includes(next)) {
+      throw new Error(`subscription ${this.id}: ${this.current} → ${next} is not a transition of its lifecycle`);
+    }
+    this.current = next;
+  }
+}
