@@ -68,7 +68,7 @@ export const SubscriptionEndReason = {
   Unsubscribe: 'unsubscribe',
   /** The application called `client.close()`. */
   Closed: 'closed',
-  /** The gateway refused the subscription (`invalid_pattern`, `forbidden`, `bad_request`); see the error. */
+  /** The gateway refused the subscription (`invalid_pattern`, `forbidden`, `bad_request`, `refused`); see the error. */
   Rejected: 'rejected',
   /** After a token refresh the gateway ended it: the new token does not allow the pattern. */
   Forbidden: 'forbidden',

@@ -341,6 +341,20 @@ describe('the gateway ending or refusing subscriptions', () => {
     expect(errors).toEqual(['unavailable', 'unavailable', 'unavailable']);
     expect(subscribedCount(gateway)).toBe(1);
   });
+
+  it('does not retry a subscription the broker refused for good; it ends, rejected', async () => {
+    const gateway = new FakeGateway();
+    let asked = 0;
+    gateway.hooks.refuseSubscribe = () => (asked++, { code: ErrorCode.Refused, message: 'the broker refused the subscription' });
+    const client = newClient(gateway);
+    const sub = client.subscribe('builds.#');
+    const { reason, error } = await new Promise<{ reason: string; error?: TopicgateError }>((resolve) => sub.on('unsubscribed', resolve));
+    expect(reason).toBe('rejected');
+    expect(error?.code).toBe('refused');
+    await sleep(60); // several retry delays (resubscribeDelayMax is 20 ms)
+    expect(asked).toBe(1);
+    expect(sub.state).toBe('unsubscribed');
+  });
 });
 
 describe('tokens', () => {

@@ -14,7 +14,7 @@
  * while a gateway is disconnected, or before it starts, does not reach it (a
  * warning is logged when that can have happened).
  */
-import type { JsonObject } from '@topicgate/shared';
+import type { ReadonlyJsonObject } from '@topicgate/shared';
 import type { Logger } from './log.js';
 import { AmqpConnector } from './mq/amqp.js';
 import { UnavailableError, type Consumer, type MqMessage } from './mq/connector.js';
@@ -39,7 +39,7 @@ export interface RevokeMessage {
 }
 
 /** Reads a revocation from a control message body; a string says why it is not one. */
-export function parseRevokeMessage(body: JsonObject): RevokeMessage | string {
+export function parseRevokeMessage(body: ReadonlyJsonObject): RevokeMessage | string {
   const { sub, at } = body as { sub?: unknown; at?: unknown };
   if (typeof sub !== 'string' || sub === '' || sub.length > MAX_SUBJECT_LENGTH) return `"sub" must be a string of 1 to ${MAX_SUBJECT_LENGTH} characters`;
   if (typeof at !== 'number' || !Number.isFinite(at) || at <= 0) return '"at" must be a time in epoch milliseconds';
@@ -98,7 +98,7 @@ export class ControlListener {
     const log = settings.log.child({ broker: 'control' });
     const mq = await connectControl({ ...settings, log }, `topicgate ${settings.gatewayId} control`, true);
     const listener = new ControlListener(mq, { ...settings, log }, onRevoke);
-    mq.on('up', () => void listener.consume());
+    mq.on('reconnected', () => void listener.consume());
     await listener.consume();
     return listener;
   }
@@ -130,7 +130,7 @@ export class ControlListener {
       });
       log.info({ queue: this.consumer.queue }, 'listening for revocations on the control exchange');
     } catch (err) {
-      if (err instanceof UnavailableError) return; // consumed again on 'up'
+      if (err instanceof UnavailableError) return; // consumed again on 'reconnected'
       log.error({ err: (err as Error).message }, 'could not consume from the control exchange; retrying');
       this.retry();
     }

@@ -53,7 +53,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   const connectionName = `topicgate ${config.gatewayId}`;
   const mq = await connectBroker(config, connectionName, log);
   const metrics = createMetrics(() => (mq instanceof AmqpConnector ? mq.channelCount : 0));
-  mq.on('up', () => metrics.brokerReconnects.inc());
+  mq.on('reconnected', () => metrics.brokerReconnects.inc());
   mq.on('dropped', (reason) => metrics.droppedMessages.inc({ reason }));
 
   const app = createHttpApp({ mq, sdkBundlePath: findSdkBundle(), corsOrigins: config.corsOrigins });

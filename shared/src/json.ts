@@ -8,6 +8,12 @@ export interface JsonObject {
   [key: string]: JsonValue;
 }
 
+/** JSON that must not be changed, e.g. one decoding shared by every consumer of a message. */
+export type ReadonlyJsonValue = string | number | boolean | null | readonly ReadonlyJsonValue[] | ReadonlyJsonObject;
+export interface ReadonlyJsonObject {
+  readonly [key: string]: ReadonlyJsonValue;
+}
+
 /** A body that a publisher may hand to `encodeBody`: JSON plus `Date`s anywhere. */
 export type PublishableBody = { [key: string]: unknown };
 

@@ -35,6 +35,12 @@ export const ErrorCode = {
   LimitExceeded: 'limit_exceeded',
   /** The broker is unreachable right now; retry later. */
   Unavailable: 'unavailable',
+  /**
+   * The broker refused the subscription and retrying will not help (e.g. the
+   * gateway's broker user may not declare the queue, or a queue exists with
+   * other arguments); an operator must act.
+   */
+  Refused: 'refused',
   /** The event payload is malformed (not an object, a required field missing or not a string, e.g. `subscribe` without a string `pattern`). */
   BadRequest: 'bad_request',
   /** `unsubscribe` named an id this socket does not hold. */

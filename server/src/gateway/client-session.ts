@@ -19,7 +19,7 @@ import {
 import type { Socket } from 'socket.io';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { UnavailableError, type Consumer, type ConsumerEndReason, type MqConnector, type MqMessage } from '../mq/connector.js';
+import { BrokerRefusedOperationError, UnavailableError, type Consumer, type ConsumerEndReason, type MqConnector, type MqMessage } from '../mq/connector.js';
 import type { Access, Principal } from './access.js';
 import { Outbox } from './outbox.js';
 import type { PerSubjectLimit } from './handshake.js';
@@ -144,6 +144,11 @@ export class ClientSession {
       this.declaring.delete(sub);
       sub.beginEnd('broker');
       await sub.finish(null);
+      if (err instanceof BrokerRefusedOperationError) {
+        // Retrying cannot help until an operator changes the broker's permissions or definitions: say so, so the SDK stops.
+        sub.log.error({ err: err.message, replyCode: err.replyCode }, 'the broker refused the subscription and will refuse it again; an operator must act');
+        return this.refuse(reply, { code: ErrorCode.Refused, message: 'the broker refused the subscription and will refuse it again; an operator must act (the gateway logged why)' });
+      }
       // The broker's own words name users, vhosts and queues: they go to the log, not to browsers.
       const message = err instanceof UnavailableError ? err.message : 'the broker refused the subscription; retry later (the gateway logged why)';
       sub.log.warn({ err: (err as Error).message }, 'subscribe failed');

@@ -4,12 +4,20 @@
  * with its queue deleted (transient) and its pool slot returned.
  */
 import type { ConsumeMessage } from 'amqplib';
-import type { JsonObject } from '@topicgate/shared';
+import type { ReadonlyJsonObject } from '@topicgate/shared';
 import type { Logger } from 'pino';
 import type { ChannelSet, ConsumerSlot, PoolMember } from './amqp-channels.js';
-import { BrokerOperationError, UnavailableError, type ConsumeOptions, type Consumer, type ConsumerEndReason, type ConsumerResyncReason, type MessageHandler } from './connector.js';
-
-const NOT_FOUND = 404;
+import { checkTransition, isStopped, owedResync, type ConsumerState } from './amqp-consumer-state.js';
+import { isNotFound, isPermanent, ReplyCode, replyCode } from './broker-errors.js';
+import {
+  BrokerOperationError,
+  BrokerRefusedOperationError,
+  UnavailableError,
+  type ConsumeOptions,
+  type Consumer,
+  type ConsumerEndReason,
+  type MessageHandler,
+} from './connector.js';
 
 /** What a consumer needs of its connector. */
 export interface ConsumerHost {
@@ -28,27 +36,23 @@ export interface ConsumerHost {
 
 export interface DecodedBody {
   json: string;
-  body: JsonObject;
+  body: ReadonlyJsonObject;
 }
 
 export class AmqpConsumer implements Consumer, PoolMember {
   private slot: ConsumerSlot | null = null;
   private consumerTag: string | null = null;
-  /** Set once by stopConsuming() or end(): no delivery is handed on after it, and no step starts again. */
-  private stopped = false;
-  /** Cancel, then delete: what stopping does, run once; stopConsuming() returns it. */
+  private state: ConsumerState = 'starting';
+  /** Cancel, then delete: what stopping does, run once (entering 'ending'); stopConsuming() returns it. */
   private finishing: Promise<void> | null = null;
   /**
    * The declare or consume in flight (start, a restart after a reconnect, a
    * move after a channel loss). Stopping waits for it, so the consumer it may
    * still create is cancelled and the queue deleted after it, never before.
+   * Not part of `state`: the first deliveries can make us 'consuming' before
+   * the consume that brought them has settled.
    */
   private inFlight: Promise<void> | null = null;
-  /**
-   * Messages may have been lost (reconnect, channel loss): say so once the
-   * queue is consuming again, and before its first delivery since.
-   */
-  private owedResync: ConsumerResyncReason | null = null;
   private readonly persistent: boolean;
 
   constructor(
@@ -63,7 +67,34 @@ export class AmqpConsumer implements Consumer, PoolMember {
 
   /** Declare, bind, consume. On failure nothing is left behind: no queue, no pool slot. */
   start(channels: ChannelSet): Promise<void> {
-    return this.track(this.declareAndConsume(channels));
+    const step = this.track(this.declareAndConsume(channels));
+    // Only the first start leaves 'starting'; a restart's start is settled by restart().
+    step.then(
+      () => {
+        if (this.state === 'starting') this.to('consuming');
+      },
+      () => {
+        if (this.state !== 'starting') return;
+        this.finishing = Promise.resolve(); // nothing was left behind to stop
+        this.to('ended');
+      },
+    );
+    return step;
+  }
+
+  private get stopped(): boolean {
+    return isStopped(this.state);
+  }
+
+  private to(next: ConsumerState): void {
+    try {
+      checkTransition(this.queue, this.state, next);
+    } catch (err) {
+      if (process.env.VITEST) throw err;
+      this.host.log.error({ queue: this.queue, from: this.state, to: next }, 'illegal consumer state transition refused (a bug)');
+      return;
+    }
+    this.state = next;
   }
 
   /**
@@ -78,14 +109,14 @@ export class AmqpConsumer implements Consumer, PoolMember {
       if (this.stopped || this.host.channels !== channels) return;
       this.slot = null; // it belonged to the dead connection's channels
       this.consumerTag = null;
-      this.owedResync = 'reconnected';
+      this.to('restarting');
       try {
         await this.start(channels);
         this.payResync();
         return;
       } catch (err) {
         if (this.stopped) return; // unsubscribed meanwhile; start() left nothing behind
-        if (!/RESOURCE_LOCKED/.test(describe(err)) || Date.now() > deadline) {
+        if (!(err instanceof BrokerOperationError && err.replyCode === ReplyCode.ResourceLocked) || Date.now() > deadline) {
           this.end('broker_error', `could not declare the queue again after a reconnect: ${describe(err)}`);
           return;
         }
@@ -95,12 +126,11 @@ export class AmqpConsumer implements Consumer, PoolMember {
   }
 
   stopConsuming(): Promise<void> {
-    if (!this.finishing) {
-      this.stopped = true;
+    if (!this.stopped) {
       this.host.forget(this);
-      this.finishing = this.finish({ cancel: true, deleteQueue: !this.persistent });
+      this.stop({ cancel: true, deleteQueue: !this.persistent });
     }
-    return this.finishing;
+    return this.finishing!;
   }
 
   /**
@@ -115,7 +145,7 @@ export class AmqpConsumer implements Consumer, PoolMember {
     this.consumerTag = null;
     const channels = this.host.channels;
     if (!channels) return; // the reconnect restarts us
-    this.owedResync = 'interrupted';
+    this.to('moving');
     this.track(this.consume(channels)).then(
       () => this.payResync(),
       (err: unknown) => {
@@ -124,10 +154,12 @@ export class AmqpConsumer implements Consumer, PoolMember {
     );
   }
 
+  /** Messages may have been lost (reconnect, channel loss): said once the queue is consuming again, before its first delivery since. */
   private payResync(): void {
-    const reason = this.owedResync;
-    this.owedResync = null;
-    if (reason && !this.persistent && !this.stopped) this.options.onResync?.(reason);
+    const reason = owedResync(this.state);
+    if (!reason) return;
+    this.to('consuming');
+    if (!this.persistent) this.options.onResync?.(reason);
   }
 
   private async declareAndConsume(channels: ChannelSet): Promise<void> {
@@ -279,33 +311,28 @@ export class AmqpConsumer implements Consumer, PoolMember {
 
   private end(reason: ConsumerEndReason, detail: string): void {
     if (this.stopped) return;
-    this.stopped = true;
     this.host.forget(this);
     // A queue deleted from outside took its consumer with it: nothing to cancel or delete.
     const gone = reason === 'queue_deleted';
-    this.finishing = this.finish({ cancel: !gone, deleteQueue: !gone && !this.persistent });
+    this.stop({ cancel: !gone, deleteQueue: !gone && !this.persistent });
     this.host.log.warn({ queue: this.queue, pattern: this.pattern, reason, detail }, 'consumer ended by the broker');
     this.options.onEnd?.(reason, detail);
   }
 
+  private stop(how: { cancel: boolean; deleteQueue: boolean }): void {
+    this.to('ending');
+    this.finishing = this.finish(how);
+    void this.finishing.then(
+      () => this.to('ended'),
+      () => this.to('ended'),
+    );
+  }
+
   private failure(what: string, err: unknown): Error {
     if (this.host.channels === null) return new UnavailableError('the broker connection was lost while subscribing; retry shortly');
-    return new BrokerOperationError(`the broker refused to ${what} the queue for "${this.pattern}": ${describe(err)}`);
+    const message = `the broker refused to ${what} the queue for "${this.pattern}": ${describe(err)}`;
+    return isPermanent(err) ? new BrokerRefusedOperationError(message, replyCode(err)) : new BrokerOperationError(message, replyCode(err));
   }
-}
-
-/** The AMQP reply code of a channel or connection error (amqplib puts it on `code`). */
-function amqpCode(err: unknown): number | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'number' ? code : undefined;
-}
-
-/**
- * A 404 about this queue or exchange: RabbitMQ's reply text names it ("no
- * queue 'q' in vhost '/'"). Not a channel closed by somebody else's 404.
- */
-function isNotFound(err: unknown, kind: 'queue' | 'exchange', name: string): boolean {
-  return amqpCode(err) === NOT_FOUND && describe(err).includes(`no ${kind} '${name}'`);
 }
 
 export function describe(err: unknown): string {

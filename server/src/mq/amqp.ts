@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import { ChannelSet } from './amqp-channels.js';
 import { AmqpConsumer, describe, type ConsumerHost, type DecodedBody } from './amqp-consumer.js';
 import { backoffDelay } from './backoff.js';
+import { ReplyCode, replyCode } from './broker-errors.js';
 import { BodyDropReason, decodeMessageBody, DropReports, fingerprint, type DroppedBody } from './message-body.js';
 import {
   BrokerOperationError,
@@ -49,8 +50,6 @@ export interface AmqpConnectorOptions {
   log: Logger;
 }
 
-const PRECONDITION_FAILED = 406;
-
 /**
  * The exchange exists with another type or durability. Every node of a
  * cluster shares it, so trying other URLs cannot help: an operator must act.
@@ -68,6 +67,12 @@ export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqCo
   readonly kind = 'amqp';
   private connection: ChannelModel | null = null;
   private channelSet: ChannelSet | null = null;
+  /**
+   * Connected and every consumer of the connection before recovered: what
+   * /readyz reports. A gateway that answers ready while subscriptions are still
+   * being declared again would be sent traffic it drops.
+   */
+  private recovered = false;
   private readonly consumers = new Set<AmqpConsumer>();
   private urlIndex = 0;
   private counter = 0;
@@ -93,6 +98,7 @@ export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqCo
     const connector = new AmqpConnector(options);
     try {
       await connector.open();
+      connector.recovered = true; // no consumer yet: nothing to recover
     } catch (err) {
       // Credentials or a vhost every node refuses will not fix themselves: fail now, with the reason.
       if (!keepTrying || err instanceof BrokerRefusedError) throw err;
@@ -104,7 +110,7 @@ export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqCo
   }
 
   get isUp(): boolean {
-    return this.channelSet !== null;
+    return this.channelSet !== null && this.recovered;
   }
 
   /** Open channels on our connection, as the broker counts them (for metrics). */
@@ -208,6 +214,7 @@ export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqCo
     for (const consumer of consumers) consumer.options.onEnd?.('closed', 'the connector was closed');
     const connection = this.connection;
     this.connection = null;
+    this.recovered = false;
     this.channelSet?.dispose();
     this.channelSet = null;
     if (connection) await connection.close().catch(() => undefined);
@@ -270,7 +277,7 @@ export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqCo
     try {
       await channels.withOperationChannel((ch) => ch.assertExchange(exchange, 'topic', { durable: true }));
     } catch (err) {
-      if ((err as { code?: unknown }).code !== PRECONDITION_FAILED) throw err;
+      if (replyCode(err) !== ReplyCode.PreconditionFailed) throw err;
       throw new ExchangeConflictError(
         `the exchange "${exchange}" exists on the broker but is not the durable topic exchange topicgate needs (${describe(err)}). ` +
           `Set TOPICGATE_EXCHANGE to another name, or delete the exchange "${exchange}" (if nothing else uses it) so topicgate can declare it`,
@@ -281,6 +288,7 @@ export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqCo
   private onConnectionClosed(connection: ChannelModel, err?: Error): void {
     if (this.connection !== connection) return;
     this.connection = null;
+    this.recovered = false;
     this.channelSet?.dispose();
     this.channelSet = null;
     if (this.closing) return;
@@ -312,8 +320,11 @@ export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqCo
     // Declare every live consumer's queue again under the same name; each may have lost messages meanwhile.
     const channels = this.channelSet!;
     await Promise.all([...this.consumers].map((consumer) => consumer.restart(channels)));
-    this.options.log.info({ consumers: this.consumers.size }, 'broker connection re-established');
-    this.emit('up');
+    // Lost again, or closed, while recovering: the next reconnect recovers and reports.
+    if (this.closing || this.channelSet !== channels) return;
+    this.recovered = true;
+    this.options.log.info({ consumers: this.consumers.size }, 'broker connection re-established; every consumer recovered');
+    this.emit('reconnected');
   }
 }
 

@@ -4,16 +4,16 @@
  * process). It knows nothing of sockets or tokens. See docs/architecture.md §4; the contract is docs/protocol.md §12.
  */
 import type { EventEmitter } from 'node:events';
-import type { JsonObject, PublishableBody } from '@topicgate/shared';
+import type { PublishableBody, ReadonlyJsonObject } from '@topicgate/shared';
 import type { BodyDropReason } from './message-body.js';
 
 export interface MqMessage {
   key: string;
-  /** The body, parsed. Shared by every consumer of the same message: treat it as read-only. */
-  body: JsonObject;
+  /** The body, parsed once and shared by every consumer the message reached: a change would show in all of them. */
+  body: ReadonlyJsonObject;
   /** The body's JSON text exactly as published, already validated as a JSON object: relay it without re-serialising. */
   json: string;
-  /** Bytes of the body as it came off the wire. */
+  /** Bytes of the body as published (UTF-8 for a body the gateway published itself), not characters. */
   size: number;
 }
 
@@ -63,8 +63,13 @@ export interface Consumer {
 }
 
 export interface ConnectorEvents {
-  /** The broker connection is up (first connect or reconnect). */
-  up: [];
+  /**
+   * A connection lost (or not made when the connector was created) is back and
+   * every consumer has been recovered: declared again and consuming, or ended
+   * (onEnd). `isUp` turns true just before. Not emitted for the connection
+   * `connect()` resolves with.
+   */
+  reconnected: [];
   /** The broker connection was lost; the connector is reconnecting. */
   down: [error: Error];
   /**
@@ -76,7 +81,7 @@ export interface ConnectorEvents {
 
 export interface MqConnector extends EventEmitter<ConnectorEvents> {
   readonly kind: 'amqp' | 'embedded';
-  /** True while operations can reach the broker. */
+  /** True while operations can reach the broker and every consumer is consuming (after a reconnect: once `reconnected` is due). */
   readonly isUp: boolean;
   /** Publishes one message; resolves once the broker has taken it (publisher confirms on AMQP). */
   produce(key: string, body: PublishableBody): Promise<void>;
@@ -91,7 +96,23 @@ export class UnavailableError extends Error {
   override readonly name = 'UnavailableError';
 }
 
-/** The broker refused an operation (404, PRECONDITION_FAILED, channel closed...). */
+/** The broker refused an operation or failed it (404, channel closed...); trying again may work. */
 export class BrokerOperationError extends Error {
-  override readonly name = 'BrokerOperationError';
+  override readonly name: string = 'BrokerOperationError';
+  constructor(
+    message: string,
+    /** The broker's AMQP reply code, when it gave one (broker-errors.ts says what each means). */
+    readonly replyCode?: number,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The broker refused an operation and will refuse it again (ACCESS_REFUSED,
+ * PRECONDITION_FAILED...) until an operator changes its permissions or
+ * definitions: retrying only adds load.
+ */
+export class BrokerRefusedOperationError extends BrokerOperationError {
+  override readonly name: string = 'BrokerRefusedOperationError';
 }

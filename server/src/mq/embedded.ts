@@ -14,11 +14,18 @@ interface Queue {
   /** Binding patterns and their compiled matchers; binding twice is a no-op, as on RabbitMQ. */
   bindings: Map<string, KeyMatcher>;
   /** Messages waiting for a consumer (persistent queues only keep them). */
-  backlog: Array<{ key: string; text: string }>;
+  backlog: Published[];
   consumers: EmbeddedConsumer[];
   /** Round-robin position among consumers sharing a persistent queue. */
   next: number;
   persistent: boolean;
+}
+
+/** A message as produced: its key, its JSON text, and that text's size in bytes (what RabbitMQ would report). */
+interface Published {
+  key: string;
+  text: string;
+  size: number;
 }
 
 interface EmbeddedConsumer extends Consumer {
@@ -56,10 +63,11 @@ export class EmbeddedConnector extends EventEmitter<ConnectorEvents> implements 
     const keyError = routingKeyError(key);
     if (keyError) throw new TypeError(keyError);
     const text = encodeBody(body);
+    const published: Published = { key, text, size: Buffer.byteLength(text, 'utf8') };
     for (const queue of this.queues.values()) {
       for (const matches of queue.bindings.values()) {
         if (matches(key)) {
-          this.enqueue(queue, key, text);
+          this.enqueue(queue, published);
           break;
         }
       }
@@ -101,15 +109,15 @@ export class EmbeddedConnector extends EventEmitter<ConnectorEvents> implements 
     for (const consumer of consumers) consumer.options.onEnd?.('closed', 'the embedded broker was closed');
   }
 
-  private enqueue(queue: Queue, key: string, text: string): void {
+  private enqueue(queue: Queue, published: Published): void {
     const consumer = this.pickConsumer(queue);
-    if (consumer) this.deliver(consumer, key, text);
-    else if (queue.persistent) queue.backlog.push({ key, text });
+    if (consumer) this.deliver(consumer, published);
+    else if (queue.persistent) queue.backlog.push(published);
   }
 
   private drainBacklog(queue: Queue): void {
     const waiting = queue.backlog.splice(0);
-    for (const { key, text } of waiting) this.enqueue(queue, key, text);
+    for (const published of waiting) this.enqueue(queue, published);
   }
 
   private pickConsumer(queue: Queue): EmbeddedConsumer | undefined {
@@ -119,9 +127,9 @@ export class EmbeddedConnector extends EventEmitter<ConnectorEvents> implements 
   }
 
   /** Delivers on a later microtask, as a broker would, never inside `produce`'s caller. */
-  private deliver(consumer: EmbeddedConsumer, key: string, text: string): void {
+  private deliver(consumer: EmbeddedConsumer, { key, text, size }: Published): void {
     queueMicrotask(() => {
-      const message: MqMessage = { key, body: decodeBody(text), json: text, size: text.length };
+      const message: MqMessage = { key, body: decodeBody(text), json: text, size };
       try {
         const result = consumer.handler(message);
         if (result instanceof Promise) result.catch((err: unknown) => this.reportHandlerError(consumer, key, err));

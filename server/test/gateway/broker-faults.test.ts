@@ -4,7 +4,7 @@
  * deleted from outside, and broker-side errors injected on one subscription.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { channelCount, closeConnections, deleteQueueAsOperator, eventually, listQueues, requireBroker, withAdminChannel } from '../support/broker.js';
+import { addBrokerUser, channelCount, closeConnections, deleteBrokerUser, deleteQueueAsOperator, eventually, listQueues, requireBroker, testAmqpUrlAs, uniqueName, withAdminChannel } from '../support/broker.js';
 import { connectClient, startTestGateway, stopTestGateways, type TestClient, type TestGateway } from '../support/gateway.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import type { AmqpConnector } from '../../src/mq/amqp.js';
@@ -203,5 +203,23 @@ describe('a broker error on one subscription ends only that subscription', () =>
     }
     expect(await readyStatus(gateway)).toBe(200);
     expect((await listQueues(gateway.queuePrefix)).length).toBe(101);
+  });
+
+  it('a subscribe the broker will always refuse (no configure permission on the queue) is answered refused, not unavailable, and leaves no queue', async () => {
+    const user = uniqueName('tg-noconf');
+    const password = uniqueName('pw');
+    // May declare the gateway's exchange, not its queues.
+    await addBrokerUser(user, password, { configure: '^topicgate-test-', write: '.*', read: '.*' });
+    try {
+      const gateway = await startTestGateway({ amqpUrls: [testAmqpUrlAs(user, password)] });
+      const c = await client(gateway.url);
+      const ack = await c.subscribe('refused.#');
+      expect(ack).toEqual({ ok: false, error: { code: 'refused', message: expect.stringMatching(/will refuse it again; an operator must act/) } });
+      expect(JSON.stringify(ack)).not.toMatch(/ACCESS_REFUSED|vhost|topicgate\./);
+      expect(await listQueues(gateway.queuePrefix)).toEqual([]);
+    } finally {
+      await stopTestGateways();
+      await deleteBrokerUser(user);
+    }
   });
 });

@@ -4,11 +4,12 @@
  * routing table's expectations are therefore checked against RabbitMQ's own
  * topic routing, and the embedded broker is held to the same answers.
  */
+import { once } from 'node:events';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AmqpConnector } from '../../src/mq/amqp.js';
 import type { MqConnector, MqMessage } from '../../src/mq/connector.js';
 import { EmbeddedConnector } from '../../src/mq/embedded.js';
-import { deleteExchange, deleteQueues, quietLog, requireBroker, TEST_AMQP_URL, uniqueName } from '../support/broker.js';
+import { closeConnections, deleteExchange, deleteQueues, quietLog, requireBroker, TEST_AMQP_URL, uniqueName } from '../support/broker.js';
 import { Inbox } from '../support/inbox.js';
 import { ROUTING_CASES } from '../../../shared/test/routing-cases.js';
 
@@ -31,6 +32,8 @@ interface Backend {
   connect(): Promise<MqConnector>;
   /** Removes durable queues that persistent consumers left behind. */
   cleanup(persistentNames: string[]): Promise<void>;
+  /** Makes the broker drop the connector's connection; absent where there is no connection to lose (embedded). */
+  loseConnection?(mq: MqConnector): Promise<void>;
 }
 
 const backends: Backend[] = [
@@ -53,6 +56,7 @@ const backends: Backend[] = [
       await deleteQueues(names);
       for (const exchange of exchanges.splice(0)) await deleteExchange(exchange);
     },
+    loseConnection: (mq) => closeConnections((mq as AmqpConnector).options.connectionName, 'test: force a reconnect'),
   },
 ];
 
@@ -79,6 +83,18 @@ describe.each(backends)('MQ connector contract: $name', (backend) => {
     const [message] = await inbox.waitForCount(1);
     const body = { id: 42, result: 'success', finishedAt: 1767323045.25, nested: { at: 1767323045.25, list: [1, 'two', null] } };
     expect(message).toEqual({ key: 'builds.42.finished', body, json: JSON.stringify(body), size: JSON.stringify(body).length });
+  });
+
+  it('reports size in bytes of the body as published, not in characters', async () => {
+    mq = await backend.connect();
+    const inbox = new Inbox<MqMessage>();
+    await mq.startConsuming('greetings.#', inbox.push);
+    const body = { text: 'Grüße, 世界 🚀' };
+    await mq.produce('greetings.de', body);
+    const [message] = await inbox.waitForCount(1);
+    expect(message!.json).toBe(JSON.stringify(body));
+    expect(message!.size).toBe(Buffer.byteLength(JSON.stringify(body), 'utf8'));
+    expect(message!.size).toBeGreaterThan(message!.json.length);
   });
 
   it('routes exactly as RabbitMQ topic exchanges do (routing table)', async () => {
@@ -155,6 +171,34 @@ describe.each(backends)('MQ connector contract: $name', (backend) => {
     const inbox = new Inbox<MqMessage>();
     await mq.startConsuming('confirm.#', inbox.push, { persistentName: name });
     expect((await inbox.waitForCount(1))[0]!.body).toEqual({ n: 1 });
+  });
+
+  it('is up only while every consumer consumes: after a lost connection, isUp and then reconnected once all are recovered', async () => {
+    mq = await backend.connect();
+    const count = 20;
+    const keys = Array.from({ length: count }, (_, i) => `ready.${i}`);
+    const inboxes = keys.map(() => new Inbox<string>());
+    const resynced = new Set<string>();
+    for (const [i, key] of keys.entries()) {
+      await mq.startConsuming(key, (m) => inboxes[i]!.push(m.key), { onResync: () => resynced.add(key) });
+    }
+    expect(mq.isUp).toBe(true);
+
+    if (backend.loseConnection) {
+      const down = once(mq, 'down');
+      const reconnected = once(mq, 'reconnected').then(() => ({ isUp: mq.isUp, resynced: resynced.size }));
+      await backend.loseConnection(mq);
+      await down;
+      expect(mq.isUp).toBe(false);
+      // Readiness is looked at from outside (/readyz) at any moment: poll it every turn of the event loop.
+      while (!mq.isUp) await new Promise((resolve) => setImmediate(resolve));
+      expect(resynced.size, 'consumers recovered when isUp turned true').toBe(count);
+      expect(await reconnected).toEqual({ isUp: true, resynced: count });
+    }
+
+    // Up means consuming: a message produced now reaches every consumer.
+    for (const key of keys) await mq.produce(key, {});
+    for (const [i, key] of keys.entries()) expect(await inboxes[i]!.waitForCount(1)).toEqual([key]);
   });
 
   it('rejects invalid routing keys and non-object bodies on produce', async () => {

@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import type { ChannelSet } from '../../src/mq/amqp-channels.js';
 import type { AmqpConsumer } from '../../src/mq/amqp-consumer.js';
 import { AmqpConnector, type AmqpConnectorOptions } from '../../src/mq/amqp.js';
-import { BrokerOperationError } from '../../src/mq/connector.js';
+import { BrokerOperationError, BrokerRefusedOperationError } from '../../src/mq/connector.js';
 import {
   addBrokerUser,
   closeConnections,
@@ -78,7 +78,7 @@ describe('a subscription the broker refuses', () => {
     const mq = await connector({ urls: [testAmqpUrlAs(user, password)], log });
 
     const refused = mq.startConsuming('builds.#', () => undefined);
-    await expect(refused).rejects.toThrow(BrokerOperationError);
+    await expect(refused).rejects.toThrow(BrokerRefusedOperationError);
     await expect(refused).rejects.toThrow(/ACCESS_REFUSED/);
     expect(await listQueues(mq.options.queuePrefix)).toEqual([]);
     // The broker's reason for closing the operation channel reaches the log, code and text.
@@ -106,9 +106,47 @@ describe('a subscription the broker refuses', () => {
         }
       });
 
-    await expect(mq.startConsuming('builds.#', () => undefined)).rejects.toThrow(/no queue/);
+    const failed = mq.startConsuming('builds.#', () => undefined);
+    await expect(failed).rejects.toThrow(/no queue/);
+    // Declaring again can succeed: the client is told to retry, not that an operator must act.
+    await expect(failed).rejects.toThrow(BrokerOperationError);
+    await expect(failed).rejects.not.toThrow(BrokerRefusedOperationError);
     expect(records.filter((r) => /exchange is missing/.test(r.msg))).toEqual([]);
   });
+
+  it('refuses for good when the user may not declare the queue (403 stays until an operator grants it)', async () => {
+    const user = uniqueName('topicgate-test-noconfigure');
+    const password = randomBytes(8).toString('hex');
+    // May declare the exchange (at connect), not the gateway's queues.
+    await addBrokerUser(user, password, { configure: '^topicgate-test-', write: '.*', read: '.*' });
+    users.push(user);
+    const mq = await connector({ urls: [testAmqpUrlAs(user, password)] });
+
+    const refused = mq.startConsuming('builds.#', () => undefined);
+    await expect(refused).rejects.toThrow(BrokerRefusedOperationError);
+    await expect(refused).rejects.toThrow(/declare.*ACCESS_REFUSED/);
+    await expect(refused).rejects.toMatchObject({ replyCode: 403 });
+    expect(await listQueues(mq.options.queuePrefix)).toEqual([]);
+    expect(mq.isUp).toBe(true);
+  });
+
+  it('refuses for good when a persistent queue exists with other arguments (406 PRECONDITION_FAILED)', async () => {
+    const mq = await connector();
+    const name = uniqueName('topicgate.test.conflict');
+    await withAdminChannel(async (ch) => {
+      await ch.assertQueue(name, { durable: false, autoDelete: true }); // not the durable queue topicgate declares
+    });
+    try {
+      const refused = mq.startConsuming('builds.#', () => undefined, { persistentName: name });
+      await expect(refused).rejects.toThrow(BrokerRefusedOperationError);
+      await expect(refused).rejects.toMatchObject({ replyCode: 406 });
+    } finally {
+      await withAdminChannel(async (ch) => {
+        await ch.deleteQueue(name);
+      });
+    }
+  });
+
 });
 
 describe('after a reconnect', () => {
@@ -128,7 +166,7 @@ describe('after a reconnect', () => {
       await start(channels);
     };
 
-    const up = once(mq, 'up');
+    const up = once(mq, 'reconnected');
     await closeConnections(mq.options.connectionName, 'test: force a reconnect');
     await up;
     expect(unsubscribed).toBeDefined(); // the re-declare did run
@@ -136,12 +174,12 @@ describe('after a reconnect', () => {
     expect(await listQueues(mq.options.queuePrefix)).toEqual([]);
   });
 
-  it('close() while the reconnect is still connecting closes that new connection and never reports up', async () => {
+  it('close() while the reconnect is still connecting closes that new connection and never reports reconnected', async () => {
     const proxy = await TcpProxy.start();
     proxies.push(proxy);
     const mq = await connector({ urls: [proxy.amqpUrl()] });
     let ups = 0;
-    mq.on('up', () => ups++);
+    mq.on('reconnected', () => ups++);
     // Hold the reconnect's freshly opened connection until close() has run.
     const realConnect = amqp.connect;
     let connected!: () => void;
