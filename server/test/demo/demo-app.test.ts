@@ -96,10 +96,10 @@ describe('topicgate demo', () => {
       pattern: 'builds.#',
       load: async () => getJson<Build[]>(gateway, '/api/builds'),
       // The deletion convention: `builds.<id>.deleted` with the next version.
-      apply: (_prev, m) => (m.key.endsWith('.deleted') ? null : (m.body as Build)),
+      apply: (_prev, m) => (m.key.endsWith('.deleted') ? null : (m.body as unknown as Build)),
     });
     builds.on('change', () => undefined);
-    client.subscribe('builds.*.deleted', (m) => deletions.push((m.body as BuildDeleted).id));
+    client.subscribe('builds.*.deleted', (m) => deletions.push((m.body as unknown as BuildDeleted).id));
     try {
       const withoutLines = (list: readonly Build[]) => list.map((b) => ({ ...b, lines: 0 })).sort((x, y) => x.id - y.id);
       await eventually(async () => {
