@@ -54,7 +54,7 @@ export async function startDemo(options: { chaos?: boolean; simulator?: Simulato
   const demo: Demo = {
     gateway,
     url: gateway.url,
-    queuePrefix: `topicgate.${gateway.gatewayId}.`,
+    queuePrefix: gateway.queuePrefix,
     builds: () => getJson<Build[]>('/api/builds'),
     build: (id) => getJson<Build>(`/api/builds/${id}`),
     logLines: async (id) => {

@@ -20,12 +20,15 @@ import { createMetrics } from './metrics.js';
 import { AmqpConnector } from './mq/amqp.js';
 import type { MqConnector } from './mq/connector.js';
 import { EmbeddedConnector } from './mq/embedded.js';
+import { queuePrefixFor } from './mq/queue-names.js';
 
 export interface RunningGateway {
   /** `http://host:port`, for clients and probes. */
   readonly url: string;
   readonly port: number;
   readonly gatewayId: string;
+  /** Prefix of every queue this gateway declares: `topicgate.<gateway id>.`. */
+  readonly queuePrefix: string;
   /** Name of the broker connection (`rabbitmqctl list_connections user_provided_name`). */
   readonly connectionName: string;
   readonly mq: MqConnector;
@@ -107,6 +110,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     url: `http://${host}:${port}`,
     port,
     gatewayId: config.gatewayId,
+    queuePrefix: queuePrefixFor(config.gatewayId),
     connectionName,
     mq,
     app,
@@ -125,7 +129,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
 }
 
 async function connectBroker(config: GatewayConfig, connectionName: string, log: Logger): Promise<MqConnector> {
-  const queuePrefix = `topicgate.${config.gatewayId}.`;
+  const queuePrefix = queuePrefixFor(config.gatewayId);
   if (config.amqpUrls.length === 0) {
     log.info('no TOPICGATE_AMQP_URL: using the embedded broker (single gateway, nothing survives a restart)');
     return new EmbeddedConnector({ queuePrefix, warn: (message, detail) => log.warn(detail, message) });

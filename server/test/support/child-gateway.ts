@@ -2,6 +2,7 @@
  * `topicgate serve` as a separate process, for what only a real process can
  * show: SIGKILL, signals, exit codes.
  */
+import { queuePrefixFor } from '../../src/mq/queue-names.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -67,7 +68,7 @@ export async function spawnGateway(env: Record<string, string> = {}): Promise<Ch
     url,
     gatewayId,
     exchange,
-    queuePrefix: `topicgate.${gatewayId}.`,
+    queuePrefix: queuePrefixFor(gatewayId),
     connectionName: `topicgate ${gatewayId}`,
     stderr: () => stderr,
     exited,

@@ -19,8 +19,6 @@ import { Inbox } from './inbox.js';
 
 export interface TestGateway extends RunningGateway {
   exchange: string;
-  /** Prefix of every queue this gateway declares. */
-  queuePrefix: string;
 }
 
 export function testConfig(overrides: Partial<GatewayConfig> = {}): GatewayConfig {
@@ -50,7 +48,7 @@ const started: TestGateway[] = [];
 export async function startTestGateway(overrides: Partial<GatewayConfig> = {}, options: StartOptions = {}): Promise<TestGateway> {
   const config = testConfig(overrides);
   const gateway = await startGateway(config, { log: quietLog, ...options });
-  const test = Object.assign(gateway, { exchange: config.exchange, queuePrefix: `topicgate.${config.gatewayId}.` });
+  const test = Object.assign(gateway, { exchange: config.exchange });
   started.push(test);
   return test;
 }
