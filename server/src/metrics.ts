@@ -7,7 +7,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { BodyDropReason } from './mq/message-body.js';
 
 /** The codes a subscribe can be refused with (docs/protocol.md §5). */
-const SUBSCRIBE_ERROR_CODES = [ErrorCode.InvalidPattern, ErrorCode.Forbidden, ErrorCode.LimitExceeded, ErrorCode.Unavailable, ErrorCode.BadRequest];
+const SUBSCRIBE_ERROR_CODES = [ErrorCode.InvalidPattern, ErrorCode.Forbidden, ErrorCode.LimitExceeded, ErrorCode.Unavailable, ErrorCode.BadRequest, ErrorCode.Refused];
 
 /**
  * A labelled counter has no sample for a label value until it first counts

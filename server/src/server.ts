@@ -56,7 +56,12 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   const connectionName = `topicgate ${config.gatewayId}`;
   const mq = await connectBroker(config, connectionName, log);
   const metrics = createMetrics(() => (mq instanceof AmqpConnector ? mq.channelCount : 0));
-  mq.on('reconnected', () => metrics.brokerReconnects.inc());
+  // A gateway that started with the broker unreachable connects late through the same path: that is no reconnect.
+  let connectedBefore = mq.isUp;
+  mq.on('reconnected', () => {
+    if (connectedBefore) metrics.brokerReconnects.inc();
+    connectedBefore = true;
+  });
   mq.on('dropped', (reason) => metrics.droppedMessages.inc({ reason }));
 
   const app = createHttpApp({ mq, sdkBundlePath: findSdkBundle(), corsOrigins: config.corsOrigins });

@@ -230,9 +230,11 @@ export class ClientSession {
     if (from === 'declaring') return; // its subscribe finishes it, and answers
     this.subscriptions.delete(sub.id);
     this.deps.metrics.subscriptions.dec();
-    void sub.finish(); // the consumer has stopped already; this gives back its unit
     const notice = reason === 'closed' ? UnsubscribedReason.Shutdown : UnsubscribedReason.QueueDeleted;
-    if (this.phase === 'open') this.outbox.emit(ServerEvent.Unsubscribed, { id: sub.id, reason: notice });
+    // Told once its queue is gone (the consumer deletes it after a broker error), as the protocol says.
+    void sub.finish().then(() => {
+      if (this.phase === 'open') this.outbox.emit(ServerEvent.Unsubscribed, { id: sub.id, reason: notice });
+    });
   }
 
   /** Server-initiated end: delete the queue, then tell the client. */

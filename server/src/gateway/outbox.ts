@@ -60,8 +60,10 @@ export class Outbox {
     private readonly limitBytes: number,
   ) {
     this.watch(socket.conn.transport as unknown as Transport);
-    socket.conn.on('upgrade', (transport: unknown) => this.watch(transport as Transport));
+    socket.conn.on('upgrade', this.onUpgrade);
   }
+
+  private readonly onUpgrade = (transport: unknown) => this.watch(transport as Transport);
 
   /** Queues one delivery for `stream`, or drops it if this client is too far behind. */
   offer(stream: Stream, key: string, json: string): void {
@@ -99,6 +101,7 @@ export class Outbox {
 
   /** Unhooks from the transport; pending deliveries are discarded with the socket. */
   dispose(): void {
+    this.socket.conn.off('upgrade', this.onUpgrade);
     this.transport?.off('drain', this.onDrain);
     this.transport = null;
     this.batch = [];

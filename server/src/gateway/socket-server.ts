@@ -34,6 +34,9 @@ export interface SocketServerOptions {
 export type GatewaySocketServer = Server<DefaultEventsMap, ServerToClientEvents, DefaultEventsMap, { principal: Principal }>;
 type GatewaySocket = Socket<DefaultEventsMap, ServerToClientEvents, DefaultEventsMap, { principal: Principal }>;
 
+/** Handshakes one connection may make in all (a client rejoining after its socket.io socket was disconnected); past that it is closed. */
+export const MAX_JOINS_PER_CONNECTION = 10;
+
 /** Handshakes one connection may fail before it is closed. */
 export const MAX_FAILED_HANDSHAKES = 3;
 
@@ -67,6 +70,8 @@ export function createSocketServer(http: HttpServer, options: SocketServerOption
 
   const connectionsPerSubject = new PerSubjectLimit(options.maxConnectionsPerSubject);
   const subscriptionsPerSubject = new PerSubjectLimit(options.maxSubscriptionsPerSubject);
+  /** Namespace joins per underlying connection, successful or not. */
+  const joinsPerConnection = new WeakMap<object, number>();
   /** Failed handshakes per underlying connection: a client retrying on one connection is cut off. */
   const failures = new WeakMap<object, number>();
   const refuse = (socket: GatewaySocket, next: (err?: Error) => void, data: ConnectErrorData) => {
@@ -80,20 +85,33 @@ export function createSocketServer(http: HttpServer, options: SocketServerOption
   };
 
   io.use(async (socket, next) => {
+    // socket.io lets one connection join the namespace again and again (CONNECT, DISCONNECT, …): each costs a token check and a session.
+    const joins = (joinsPerConnection.get(socket.conn) ?? 0) + 1;
+    joinsPerConnection.set(socket.conn, joins);
+    if (joins > MAX_JOINS_PER_CONNECTION) {
+      socket.conn.close();
+      return next(new Error('too many handshakes on one connection'));
+    }
     let principal: Principal;
     try {
       principal = await access.verify((socket.handshake.auth as { token?: unknown } | undefined)?.token);
     } catch (err) {
       return refuse(socket, next, { code: ErrorCode.Unauthorized, message: (err as Error).message });
     }
+    // The connection may have gone while the key was being fetched: then neither 'close' nor 'disconnect' would come to release a slot.
+    if (socket.conn.readyState !== 'open') return next(new Error('the connection closed during the handshake'));
     const release = connectionsPerSubject.reserve(principal.sub);
     if (!release) {
       const message = `at most ${options.maxConnectionsPerSubject} connections per token subject; close another tab or connection first`;
       return refuse(socket, next, { code: ErrorCode.LimitExceeded, message });
     }
     // Released exactly once: when the socket disconnects, or when its connection closes before it ever connected.
-    socket.once('disconnect', release);
-    socket.conn.once('close', release);
+    const conn = socket.conn;
+    conn.once('close', release);
+    socket.once('disconnect', () => {
+      conn.off('close', release);
+      release();
+    });
     socket.data.principal = principal;
     next();
   });

@@ -248,6 +248,8 @@ export class ChannelSet {
       // Unusable from the first error: a consume placed on it now would fail with "Channel closing".
       onError: () => {
         if (pooled?.state === 'open') pooled.state = 'failed';
+        // Only consumer channels have deliveries still on their way after the broker closes them.
+        this.trailingFrames.brokerClosed(channel);
       },
       onClose: () => {
         if (!pooled) return;
@@ -284,7 +286,6 @@ export class ChannelSet {
     // needs the reply code and text to see what was refused.
     channel.on('error', (err: Error) => {
       this.closeReasons.set(channel, err);
-      this.trailingFrames.brokerClosed(channel);
       on.onError?.();
       this.log.warn({ code: (err as { code?: unknown }).code, err: err.message }, 'the broker closed a channel');
     });

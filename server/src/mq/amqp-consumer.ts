@@ -86,6 +86,11 @@ export class AmqpConsumer implements Consumer, PoolMember {
     return isStopped(this.state);
   }
 
+  /** Ended or ending (stopped, or ended by the broker). */
+  get hasStopped(): boolean {
+    return this.stopped;
+  }
+
   private to(next: ConsumerState): void {
     try {
       checkTransition(this.queue, this.state, next);
@@ -116,6 +121,7 @@ export class AmqpConsumer implements Consumer, PoolMember {
         return;
       } catch (err) {
         if (this.stopped) return; // unsubscribed meanwhile; start() left nothing behind
+        if (this.host.channels !== channels) return; // the connection went again: the next reconnect restarts us
         if (!(err instanceof BrokerOperationError && err.replyCode === ReplyCode.ResourceLocked) || Date.now() > deadline) {
           this.end('broker_error', `could not declare the queue again after a reconnect: ${describe(err)}`);
           return;
@@ -149,6 +155,7 @@ export class AmqpConsumer implements Consumer, PoolMember {
     this.track(this.consume(channels)).then(
       () => this.payResync(),
       (err: unknown) => {
+        if (this.stopped || this.host.channels !== channels) return; // stopped meanwhile, or the reconnect restarts us
         this.end(isNotFound(err, 'queue', this.queue) ? 'queue_deleted' : 'broker_error', `could not consume again after a channel loss: ${describe(err)}`);
       },
     );

@@ -37,6 +37,9 @@ interface ConnectionInternals {
   releaseChannel: (ch: number) => void;
 }
 
+/** Channel numbers kept out of use at once (of RabbitMQ's 2,047). */
+const MAX_HELD = 64;
+
 export interface TrailingFrameGuard {
   /** The broker closed this channel: keep its number out of use for a while. */
   brokerClosed(channel: Channel): void;
@@ -66,6 +69,14 @@ export function guardTrailingFrames(model: ChannelModel, log: Logger, quarantine
     return accept.call(this, frame);
   };
 
+  /** Numbers held now, oldest first; bounded, so a storm of channel errors cannot use up channel_max. */
+  const held: number[] = [];
+  const free = (ch: number, sink: ChannelRecord) => {
+    if (internals.channels[ch] !== sink) return;
+    internals.channels[ch] = null;
+    internals.freeChannels.clear(ch);
+  };
+
   const release = internals.releaseChannel;
   internals.releaseChannel = function (this: unknown, ch: number) {
     release.call(this, ch);
@@ -73,10 +84,15 @@ export function guardTrailingFrames(model: ChannelModel, log: Logger, quarantine
     const sink: ChannelRecord = { channel: { accept: () => undefined, toClosed: () => undefined }, buffer: null };
     internals.freeChannels.set(ch);
     internals.channels[ch] = sink;
+    held.push(ch);
+    while (held.length > MAX_HELD) {
+      const oldest = held.shift()!;
+      free(oldest, internals.channels[oldest] as ChannelRecord);
+    }
     setTimeout(() => {
-      if (internals.channels[ch] !== sink) return;
-      internals.channels[ch] = null;
-      internals.freeChannels.clear(ch);
+      const at = held.indexOf(ch);
+      if (at >= 0) held.splice(at, 1);
+      free(ch, sink);
     }, quarantineMs).unref();
   };
 

@@ -201,7 +201,8 @@ export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqCo
     const queue = options.persistentName ?? `${this.options.queuePrefix}${options.name ?? `c${(++this.counter).toString(36)}`}`;
     const consumer = new AmqpConsumer(this, pattern, queue, handler, options);
     await consumer.start(channels);
-    this.consumers.add(consumer);
+    // The broker can cancel it in the same read that confirmed the consume: an ended consumer is not ours to keep.
+    if (!consumer.hasStopped) this.consumers.add(consumer);
     return consumer;
   }
 

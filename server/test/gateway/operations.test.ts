@@ -96,7 +96,7 @@ describe('/metrics', () => {
     // Every resync reason of the protocol, present and future (shared/src/protocol.ts).
     expect(samples('topicgate_resyncs_total')).toEqual(zeros(Object.values(ResyncReason)));
     // Every code a subscribe can be refused with (docs/protocol.md §5).
-    expect(samples('topicgate_subscribe_errors_total')).toEqual(zeros(['invalid_pattern', 'forbidden', 'limit_exceeded', 'unavailable', 'bad_request']));
+    expect(samples('topicgate_subscribe_errors_total')).toEqual(zeros(['invalid_pattern', 'forbidden', 'limit_exceeded', 'unavailable', 'bad_request', 'refused']));
     // Every reason a message body is dropped for (docs/protocol.md §11).
     expect(samples('topicgate_dropped_messages_total')).toEqual(zeros(['not_json', 'not_an_object', 'invalid_text', 'unsupported_encoding']));
     for (const name of ['topicgate_deliveries_total', 'topicgate_dropped_deliveries_total', 'topicgate_broker_reconnects_total', 'topicgate_subscribe_seconds_count']) {

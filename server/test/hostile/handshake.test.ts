@@ -8,8 +8,8 @@
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintToken } from '../../src/auth/token-verifier.js';
-import { HANDSHAKE_TIMEOUT_MS, MAX_FAILED_HANDSHAKES } from '../../src/gateway/socket-server.js';
-import { requireBroker } from '../support/broker.js';
+import { HANDSHAKE_TIMEOUT_MS, MAX_FAILED_HANDSHAKES, MAX_JOINS_PER_CONNECTION } from '../../src/gateway/socket-server.js';
+import { eventually, requireBroker } from '../support/broker.js';
 import { startTestGateway, stopTestGateways } from '../support/gateway.js';
 import { recordingLog } from '../support/recording-log.js';
 import { craftToken, now, SECRET } from './harness.js';
@@ -80,6 +80,29 @@ describe('failed handshakes', () => {
     const reported = lines.reduce((sum, line) => sum + 1 + ((line.suppressed as number | undefined) ?? 0), 0);
     expect(reported).toBeLessThanOrEqual(answered);
   }, 120_000);
+});
+
+describe('rejoining on one connection', () => {
+  it(`a connection that joins and leaves the namespace again and again is closed after ${MAX_JOINS_PER_CONNECTION} joins`, async () => {
+    const gateway = await startTestGateway({ jwt });
+    const token = mintToken({ secret: SECRET, sub: 'rejoiner', topics: ['a.#'], ttlSeconds: 600 });
+    const { ws, frames, closed } = await openWs(gateway.url);
+    let isClosed = false;
+    void closed.then(() => (isClosed = true));
+    let joins = 0;
+    while (!isClosed && joins < 50) {
+      const before = frames.length;
+      ws.send(`40${JSON.stringify({ token })}`);
+      await Promise.race([closed, new Promise<void>((resolve) => ws.once('message', () => resolve()))]);
+      if (frames.slice(before).some((f) => f.startsWith('40{'))) {
+        joins++;
+        ws.send('41'); // leave again, and wait until the gateway has let the socket go
+        await eventually(async () => /^topicgate_connections 0$/m.test(await (await fetch(gateway.metricsUrl!)).text()), 'the socket left');
+      }
+    }
+    expect(isClosed).toBe(true);
+    expect(joins).toBe(MAX_JOINS_PER_CONNECTION);
+  });
 });
 
 describe('the per-subject connection limit', () => {

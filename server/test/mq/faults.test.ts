@@ -8,6 +8,7 @@
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import amqp, { type Channel } from 'amqplib';
+import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ChannelSet } from '../../src/mq/amqp-channels.js';
 import type { AmqpConsumer } from '../../src/mq/amqp-consumer.js';
@@ -203,6 +204,41 @@ describe('after a reconnect', () => {
     await eventually(async () => (await connectionCount(mq.options.connectionName)) === 0, 'no connection left open after close()');
     expect(mq.isUp).toBe(false);
     expect(ups).toBe(0);
+  });
+});
+
+describe('a connection lost again while consumers are being recovered', () => {
+  it('leaves them to the next reconnect: none ends, each resyncs, all consume again', async () => {
+    const proxy = await TcpProxy.start();
+    proxies.push(proxy);
+    let opened = 0;
+    // Cut again the moment the reconnect has its new connection: the re-declares then run into a dead one.
+    const log = pino({ level: 'info' }, {
+      write: (line: string) => {
+        if ((JSON.parse(line) as { msg: string }).msg === 'connected to the broker' && ++opened === 2) proxy.cut();
+      },
+    });
+    const mq = await connector({ urls: [proxy.amqpUrl()], log });
+    const ended: string[] = [];
+    const resynced = new Set<string>();
+    const received = new Set<string>();
+    for (let i = 0; i < 20; i++) {
+      const c = await mq.startConsuming('again.#', () => void received.add(c.queue), {
+        onResync: () => resynced.add(c.queue),
+        onEnd: (reason) => ended.push(reason),
+      });
+    }
+    proxy.cut();
+    await eventually(async () => !mq.isUp, 'the connector notices the lost connection');
+    proxy.restore();
+    await eventually(async () => opened === 2 && !mq.isUp, 'the reconnect opened a connection and lost it again');
+    proxy.restore();
+    await eventually(async () => mq.isUp, 'the next reconnect recovers');
+    await mq.produce('again.1', {});
+    await eventually(async () => received.size === 20, 'every consumer receives again');
+    expect(ended).toEqual([]);
+    expect(resynced.size).toBe(20);
+    expect(await listQueues(mq.options.queuePrefix)).toHaveLength(20);
   });
 });
 
