@@ -165,7 +165,7 @@ export class ClientSession {
       if (sub.endCause === 'broker') return this.refuse(reply, { code: ErrorCode.Unavailable, message: 'the broker dropped the queue while subscribing; retry' });
       return; // the socket is gone: nobody to answer
     }
-    sub.commit(consumer);
+    for (const early of sub.commit(consumer)) this.outbox.offer(sub, early.key, early.json);
     this.subscriptions.set(id, sub);
     this.deps.metrics.subscriptions.inc();
     this.deps.metrics.subscribeLatency.observe((performance.now() - started) / 1000);
@@ -214,11 +214,12 @@ export class ClientSession {
 
   /** The hot path: one AMQP delivery becomes one entry of this socket's next `messages` frame. */
   private relay(sub: Subscription, message: MqMessage): void {
-    if (sub.relaying) this.outbox.offer(sub, message.key, message.json);
+    if (sub.hold(message.key, message.json) || !sub.relaying) return;
+    this.outbox.offer(sub, message.key, message.json);
   }
 
   private resync(sub: Subscription, reason: ResyncReason): void {
-    if (!sub.relaying || this.phase === 'closed') return;
+    if (sub.interruptedWhileDeclaring() || !sub.relaying || this.phase === 'closed') return;
     this.deps.metrics.resyncs.inc({ reason });
     this.outbox.emit(ServerEvent.Resync, { id: sub.id, reason });
   }

@@ -6,7 +6,9 @@
  *       └──────────────────────────▲
  *
  * - declaring: its queue is being declared, bound and consumed. Deliveries
- *   are relayed already (protocol v1 lets a batch arrive before the ack).
+ *   that arrive meanwhile are held, and relayed when it commits: a
+ *   subscription refused after its declare (a narrower token, the broker)
+ *   must not have sent the client deliveries for an id it is never told.
  * - live: acknowledged to the client.
  * - ending: nothing is relayed any more; its consumer is being stopped and
  *   its queue deleted. A subscription that starts ending while it is still
@@ -52,15 +54,39 @@ export class Subscription implements Stream {
     return this.current;
   }
 
-  /** Whether deliveries and notices for it still go to the client. */
+  /** Deliveries that arrived while declaring, oldest first. */
+  private early: Array<{ key: string; json: string }> = [];
+
+  /** Whether notices for it still go to the client (deliveries: see `hold`). */
   get relaying(): boolean {
     return this.current === 'declaring' || this.current === 'live';
   }
 
-  /** The declare succeeded and the client is told so. */
-  commit(consumer: Consumer): void {
+  /** True when a delivery is to be held rather than relayed: it is still declaring. */
+  hold(key: string, json: string): boolean {
+    if (this.current !== 'declaring') return false;
+    this.early.push({ key, json });
+    return true;
+  }
+
+  /**
+   * Messages may have been lost while it was still declaring. Nothing to tell
+   * the client: it loads after the ack, which covers whatever came before.
+   * What was held came before the loss, so it goes too. True if it was declaring.
+   */
+  interruptedWhileDeclaring(): boolean {
+    if (this.current !== 'declaring') return false;
+    this.early = [];
+    return true;
+  }
+
+  /** The declare succeeded and the client is told so; returns what arrived meanwhile, to be relayed now. */
+  commit(consumer: Consumer): Array<{ key: string; json: string }> {
     this.to('live');
     this.consumer = consumer;
+    const early = this.early;
+    this.early = [];
+    return early;
   }
 
   /**
@@ -72,6 +98,7 @@ export class Subscription implements Stream {
     const from = this.current;
     if (from !== 'declaring' && from !== 'live') return null;
     this.to('ending');
+    this.early = [];
     this.endCause = cause;
     return from;
   }

@@ -9,7 +9,7 @@ import type { Delivery, UnsubscribedNotice } from '@topicgate/shared';
 import { io } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { channelCount, eventually, listQueues, uniqueName } from '../support/broker.js';
-import { startTestGateway, stopTestGateways, TestClient } from '../support/gateway.js';
+import { connectClient, startTestGateway, stopTestGateways, TestClient } from '../support/gateway.js';
 import { ackOf, assertWellFormed, Harness, rawConnect, SECRET, token, waitForBroker } from './harness.js';
 
 let h: Harness;
@@ -127,6 +127,41 @@ describe('disconnect races', () => {
 });
 
 describe('refresh races', () => {
+  it('a subscribe refused after its declare (a narrower token arrived meanwhile) sends no delivery for the id it never acknowledged', async () => {
+    const sub = uniqueName('racer');
+    const gateway = await startTestGateway({ jwt: { secret: SECRET, algorithms: ['HS256'] } });
+    const c = await connectClient(gateway.url, token({ sub, topics: ['held.#', 'kept.#'] }));
+    try {
+      // Hold the declare once it is consuming and a message has reached it, until the refresh is answered.
+      const mq = gateway.mq;
+      const realStart = mq.startConsuming.bind(mq);
+      let delivered!: () => void;
+      const deliveredWhileDeclaring = new Promise<void>((resolve) => (delivered = resolve));
+      let release!: () => void;
+      const refreshed = new Promise<void>((resolve) => (release = resolve));
+      mq.startConsuming = async (pattern, handler, options) => {
+        const consumer = await realStart(pattern, (m) => (handler(m), delivered()), options);
+        await mq.produce('held.1', { early: true });
+        await deliveredWhileDeclaring;
+        await refreshed;
+        return consumer;
+      };
+      const ack = c.subscribe('held.#');
+      await deliveredWhileDeclaring;
+      expect(await c.emitWithAck('refresh', { token: token({ sub, topics: ['kept.#'] }) })).toEqual({ ok: true });
+      release();
+      expect(await ack).toMatchObject({ ok: false, error: { code: 'forbidden' } });
+      mq.startConsuming = realStart;
+      // A fence on a subscription that stays: everything sent before it has arrived.
+      const kept = await c.mustSubscribe('kept.#');
+      await mq.produce('kept.fence', {});
+      await c.messages.waitFor((m) => m.id === kept);
+      expect(c.messages.items.filter((m) => m.id !== kept)).toEqual([]);
+    } finally {
+      c.close();
+    }
+  });
+
   it('a refresh that narrows the token, racing 40 subscribes: no subscription the new token forbids stays live', async () => {
     const sub = uniqueName('racer');
     const c = await h.client(token({ sub, topics: ['ra.#', 'rb.#'] }));
