@@ -236,7 +236,7 @@ describe('refresh races', () => {
       c.emitWithAck('refresh', { token: token({ sub, topics: ['xb.#'] }) }),
     ]);
     expect([ra, rb]).toEqual([{ ok: true }, { ok: true }]);
-    await sleep(300);
+    // No wait needed: the unsubscribed notices a refresh causes precede its ack (docs/protocol.md §8).
     const probeA = (await c.subscribe('xa.probe')).ok;
     const probeB = (await c.subscribe('xb.probe')).ok;
     expect(probeA !== probeB, `exactly one token is in effect (xa allowed: ${probeA}, xb allowed: ${probeB})`).toBe(true);
@@ -255,8 +255,7 @@ describe('refresh races', () => {
     const unsubs = ids.map((id) => c.unsubscribe(id));
     const refresh = c.emitWithAck('refresh', { token: token({ sub, topics: ['ya.#'] }) });
     const acks = await Promise.all(unsubs);
-    expect(await refresh).toEqual({ ok: true });
-    await sleep(300);
+    expect(await refresh).toEqual({ ok: true }); // its notices came before it (docs/protocol.md §8)
     for (const [i, id] of ids.entries()) {
       const notices = c.unsubscribed.items.filter((n) => n.id === id).length;
       const ok = acks[i]!.ok ? 1 : 0;
