@@ -13,12 +13,12 @@ import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../server/test/support/child-gateway.js';
 import { deleteExchange, requireBroker, TEST_AMQP_URL, uniqueName } from '../server/test/support/broker.js';
 import { buildImage, type Image } from './support/dockerfile.js';
 import { shellEnv } from './support/env.js';
@@ -280,15 +280,6 @@ function startInImage(image: Image, args: string[], env: Record<string, string>)
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
   return { child, output: () => output, get exitCode() { return child.exitCode; } };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** docker-compose durations as resolved: `15s`, `1m30s`. */

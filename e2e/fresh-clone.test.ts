@@ -9,15 +9,14 @@
  * uncommitted changes are not in it, so commit before relying on this test.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import amqp from 'amqplib';
 import jwt from 'jsonwebtoken';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deleteExchange, requireBroker, uniqueName } from '../server/test/support/broker.js';
+import { freePort } from '../server/test/support/child-gateway.js';
 import { shellEnv } from './support/env.js';
 import { REPO_ROOT } from './support/worktree.js';
 
@@ -205,13 +204,4 @@ async function groupGone(pgid: number, timeoutMs: number): Promise<boolean> {
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   return false;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }

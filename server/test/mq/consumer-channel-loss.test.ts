@@ -13,32 +13,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { AmqpConnector, type AmqpConnectorOptions } from '../../src/mq/amqp.js';
+import type { AmqpConnector } from '../../src/mq/amqp.js';
 import type { Consumer, ConsumerResyncReason, MqMessage } from '../../src/mq/connector.js';
-import { deleteExchange, eventually, listQueues, quietLog, requireBroker, TEST_AMQP_URL, uniqueName } from '../support/broker.js';
+import { deleteExchange, eventually, listQueues, requireBroker } from '../support/broker.js';
+import { connectorFixture } from '../support/connectors.js';
 import { recordingLog, type LogRecord } from '../support/recording-log.js';
 
-const exchanges: string[] = [];
-const connectors: AmqpConnector[] = [];
-
-function options(overrides: Partial<AmqpConnectorOptions> = {}): AmqpConnectorOptions {
-  const exchange = uniqueName('topicgate-test');
-  exchanges.push(exchange);
-  return {
-    urls: [TEST_AMQP_URL],
-    exchange,
-    queuePrefix: `${uniqueName('topicgate.test')}.`,
-    connectionName: uniqueName('topicgate-channel-loss'),
-    log: quietLog,
-    ...overrides,
-  };
-}
-
-async function connector(overrides: Partial<AmqpConnectorOptions> = {}): Promise<AmqpConnector> {
-  const mq = await AmqpConnector.connect(options(overrides));
-  connectors.push(mq);
-  return mq;
-}
+const { exchanges, connectors, connector } = connectorFixture('topicgate-channel-loss');
 
 /**
  * One consumer's view of a stream of numbered messages on one key: every

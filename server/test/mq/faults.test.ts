@@ -12,7 +12,7 @@ import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ChannelSet } from '../../src/mq/amqp-channels.js';
 import type { AmqpConsumer } from '../../src/mq/amqp-consumer.js';
-import { AmqpConnector, type AmqpConnectorOptions } from '../../src/mq/amqp.js';
+import { AmqpConnector } from '../../src/mq/amqp.js';
 import { BrokerOperationError, BrokerRefusedOperationError } from '../../src/mq/connector.js';
 import {
   addBrokerUser,
@@ -22,40 +22,18 @@ import {
   deleteExchange,
   eventually,
   listQueues,
-  quietLog,
   requireBroker,
-  TEST_AMQP_URL,
   testAmqpUrlAs,
   uniqueName,
   withAdminChannel,
 } from '../support/broker.js';
+import { connectorFixture } from '../support/connectors.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import { ERROR, recordingLog, WARN } from '../support/recording-log.js';
 
-const exchanges: string[] = [];
+const { exchanges, connectors, options, connector } = connectorFixture('topicgate-faults', { reconnectDelayMs: { initial: 20, max: 200 } });
 const users: string[] = [];
-const connectors: AmqpConnector[] = [];
 const proxies: TcpProxy[] = [];
-
-function options(overrides: Partial<AmqpConnectorOptions> = {}): AmqpConnectorOptions {
-  const exchange = uniqueName('topicgate-test');
-  exchanges.push(exchange);
-  return {
-    urls: [TEST_AMQP_URL],
-    exchange,
-    queuePrefix: `${uniqueName('topicgate.test')}.`,
-    connectionName: uniqueName('topicgate-faults'),
-    reconnectDelayMs: { initial: 20, max: 200 },
-    log: quietLog,
-    ...overrides,
-  };
-}
-
-async function connector(overrides: Partial<AmqpConnectorOptions> = {}): Promise<AmqpConnector> {
-  const mq = await AmqpConnector.connect(options(overrides));
-  connectors.push(mq);
-  return mq;
-}
 
 
 beforeAll(requireBroker);
