@@ -12,12 +12,14 @@ import {
 } from '@topicgate/shared';
 import { io } from 'socket.io-client';
 import { ClientErrorCode, SubscriptionEndReason } from './codes.js';
+import { DEFAULTS, withDefaults, type WithDefaults } from './defaults.js';
 import { Emitter } from './emitter.js';
-import { describeError, TopicgateError } from './errors.js';
+import { TopicgateError } from './errors.js';
 import { LiveCollection } from './live-collection.js';
 import { LiveResource } from './live-resource.js';
 import { LogTail } from './log-tail.js';
 import { Subscription, type SubscriptionHub } from './subscription.js';
+import { TokenRefresh } from './token-refresh.js';
 import type {
   AnyTopics,
   CheckedPattern,
@@ -38,7 +40,7 @@ import type {
   SocketFactory,
   SocketLike,
 } from './types.js';
-import { Backoff, isObject, MAX_TIMER_DELAY, readTokenTimes, refreshDelay, toArray } from './utils.js';
+import { Backoff, isObject, toArray } from './utils.js';
 
 /** What arrived for a subscription id whose `subscribe` ack has not been processed yet. */
 type HeldEvent =
@@ -48,8 +50,6 @@ type HeldEvent =
 
 /** More than this many events for not-yet-acknowledged ids means a broken gateway; the excess is dropped (seq shows the gap). */
 const MAX_HELD_PER_ID = 10_000;
-/** Longest wait for `getToken()`; past it the attempt fails as if it had rejected, and is retried with backoff. */
-const GET_TOKEN_TIMEOUT_MS = 30_000;
 
 /** One pattern, or several. */
 type Patterns<T, P extends string> = CheckedPattern<T, P> | readonly CheckedPattern<T, P>[];
@@ -80,7 +80,7 @@ type ApplyRequired<Item, M extends { body: unknown }> = [M['body']] extends [Ite
  * client.subscribe('builds.*.finished', ({ key, body }) => console.log(key, body.result));
  */
 export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> {
-  readonly #options: ClientOptions;
+  readonly #options: WithDefaults<ClientOptions, typeof DEFAULTS.client>;
   readonly #socket: SocketLike;
   #state: ConnectionState = 'disconnected';
   /** Whether the application wants a connection (connect() called, disconnect()/close() not). */
@@ -101,11 +101,7 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
   /** The gateway said `revoked`: the disconnect that follows is reported with reason 'revoked'. */
   #revoked = false;
 
-  #token: string | undefined;
-  #tokenObtainedAt = 0;
-  #tokenFetch: Promise<string> | undefined;
-  #refreshTimer: ReturnType<typeof setTimeout> | undefined;
-  readonly #refreshBackoff: Backoff;
+  readonly #tokens: TokenRefresh;
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #reconnectBackoff: Backoff;
 
@@ -119,34 +115,33 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
     if (typeof options?.url !== 'string' || options.url === '') {
       throw new TypeError('createClient: `url` (the gateway URL) is required');
     }
-    this.#options = options;
-    this.#token = options.token;
-    // A token handed over at creation may have been minted long before (embedded in the page):
-    // count its lifetime from `iat` when that is earlier, or the gateway's `exp` comes first.
-    const given = options.token === undefined ? undefined : readTokenTimes(options.token);
-    this.#tokenObtainedAt = Math.min(Date.now(), given?.iat !== undefined ? given.iat * 1000 : Infinity);
-    const reconnectDelay = options.reconnectDelay ?? 500;
-    const reconnectDelayMax = options.reconnectDelayMax ?? 20_000;
-    this.#reconnectBackoff = new Backoff(reconnectDelay, reconnectDelayMax);
-    this.#refreshBackoff = new Backoff(1_000, 30_000);
+    const opts = withDefaults(options, DEFAULTS.client);
+    this.#options = opts;
+    this.#tokens = new TokenRefresh(opts, {
+      epoch: () => this.#epoch,
+      connected: () => this.#socket.connected,
+      sendRefresh: (token, ack) => this.#socket.emit(ClientEvent.Refresh, { token }, ack),
+      error: (error) => this.emit('error', error),
+    });
+    this.#reconnectBackoff = new Backoff(opts.reconnectDelay, opts.reconnectDelayMax);
 
-    const factory: SocketFactory = options.io ?? io;
-    this.#socket = factory(options.url, {
+    const factory: SocketFactory = opts.io ?? io;
+    this.#socket = factory(opts.url, {
       autoConnect: false,
       // Each client owns its connection: socket.io would otherwise share one between clients of the same URL.
       forceNew: true,
       reconnection: true,
-      reconnectionDelay: reconnectDelay,
-      reconnectionDelayMax: reconnectDelayMax,
+      reconnectionDelay: opts.reconnectDelay,
+      reconnectionDelayMax: opts.reconnectDelayMax,
       randomizationFactor: 0.5,
-      path: options.path ?? '/socket.io',
-      ...(options.transports === undefined ? {} : { transports: options.transports }),
-      ...options.socketOptions,
+      path: opts.path,
+      ...(opts.transports === undefined ? {} : { transports: opts.transports }),
+      ...opts.socketOptions,
       // Called on every handshake, reconnects included, so each one carries a usable token.
       auth: (cb) => this.#authenticate(cb),
     });
     this.#listen();
-    if (options.autoConnect ?? true) this.connect();
+    if (opts.autoConnect) this.connect();
   }
 
   /** The connection state; watch it with `on('state', …)`. */
@@ -167,7 +162,7 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
   disconnect(): void {
     this.#wanted = false;
     clearTimeout(this.#reconnectTimer);
-    clearTimeout(this.#refreshTimer);
+    this.#tokens.stop();
     // Emits 'disconnect' synchronously when connected; otherwise only stops the attempts.
     this.#socket.disconnect();
     this.#interruptAll();
@@ -208,8 +203,8 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
     const sub = new Subscription<TopicMessage<T, P>>(
       this.#hub,
       pattern,
-      this.#options.resubscribeDelay ?? 1_000,
-      this.#options.resubscribeDelayMax ?? 30_000,
+      this.#options.resubscribeDelay,
+      this.#options.resubscribeDelayMax,
     );
     if (handler !== undefined) sub.on('message', handler);
     this.#subscriptions.add(sub);
@@ -357,8 +352,8 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
   #onRevoked(notice: RevokedNotice): void {
     const message = isObject(notice) && typeof notice.message === 'string' ? notice.message : 'access revoked by an operator';
     this.#revoked = true;
-    this.#token = undefined;
-    if (this.#options.getToken === undefined) this.#wanted = false;
+    this.#tokens.drop();
+    if (!this.#tokens.renewable) this.#wanted = false;
     this.emit('error', new TopicgateError(ErrorCode.Revoked, message));
   }
 
@@ -366,7 +361,7 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
     this.#reconnectBackoff.reset();
     this.#setState('connected');
     this.emit('connected');
-    this.#scheduleRefresh();
+    this.#tokens.schedule();
     for (const sub of this.#subscriptions) this.#sendSubscribe(sub);
   }
 
@@ -374,7 +369,7 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
     const reason = this.#revoked ? 'revoked' : socketReason;
     this.#revoked = false;
     this.#interruptAll();
-    clearTimeout(this.#refreshTimer);
+    this.#tokens.stop();
     if (!this.#wanted) {
       this.#setState('disconnected');
     } else {
@@ -391,13 +386,13 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
     if (isObject(data) && data['code'] === ErrorCode.Unauthorized) {
       const message = typeof data['message'] === 'string' ? data['message'] : error.message;
       this.emit('error', new TopicgateError(ErrorCode.Unauthorized, message));
-      if (this.#options.getToken === undefined) {
+      if (!this.#tokens.renewable) {
         // The same token would be refused again.
         this.#wanted = false;
         this.#setState('disconnected');
         return;
       }
-      this.#token = undefined;
+      this.#tokens.drop();
     } else {
       this.emit('error', new TopicgateError(ClientErrorCode.Transport, error.message, { cause: error }));
     }
@@ -521,14 +516,14 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
   }
 
   // -------------------------------------------------------------------------
-  // Tokens
+  // Handshake
 
   /** socket.io's `auth` callback: hands over a token that will not expire during the handshake. */
   #authenticate(cb: (data: object) => void): void {
-    const getToken = this.#options.getToken;
-    const current = this.#token;
+    const tokens = this.#tokens;
+    const current = tokens.token;
     const handshake = ++this.#handshakes;
-    if (getToken === undefined || (current !== undefined && !this.#expiresSoon(current))) {
+    if (!tokens.renewable || (current !== undefined && !tokens.expiresSoon(current))) {
       cb(current === undefined ? {} : { token: current });
       return;
     }
@@ -538,101 +533,11 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
     const answer = (data: object) => {
       if (this.#wanted && handshake === this.#handshakes) cb(data);
     };
-    this.#fetchToken().then(
+    tokens.fetch().then(
       (token) => answer({ token }),
       // The gateway will refuse and the reconnect backoff applies; getToken is asked again then.
       () => answer(current === undefined ? {} : { token: current }),
     );
-  }
-
-  /** Due for renewal by the refresh schedule: no point handshaking with a token about to be replaced. */
-  #expiresSoon(token: string): boolean {
-    const times = readTokenTimes(token);
-    if (times === undefined) return false;
-    const obtainedAt = this.#tokenObtainedAt;
-    return Date.now() >= obtainedAt + refreshDelay(times, obtainedAt, obtainedAt, this.#options.refreshBefore ?? 30_000);
-  }
-
-  /** One `getToken()` call at a time: a refresh and a reconnect may both want one. */
-  #fetchToken(): Promise<string> {
-    const getToken = this.#options.getToken;
-    if (getToken === undefined) return Promise.reject(new Error('no getToken'));
-    this.#tokenFetch ??= (async () => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      try {
-        // A getToken() that never settles would hold every handshake and refresh hostage.
-        const timeout = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`it did not settle within ${GET_TOKEN_TIMEOUT_MS / 1000} s`)), GET_TOKEN_TIMEOUT_MS);
-        });
-        const token = await Promise.race([getToken(), timeout]);
-        if (typeof token !== 'string' || token === '') throw new TypeError('getToken() must resolve to a non-empty string');
-        this.#token = token;
-        this.#tokenObtainedAt = Date.now();
-        return token;
-      } catch (error) {
-        this.emit(
-          'error',
-          new TopicgateError(ClientErrorCode.TokenUnavailable, `getToken() failed: ${describeError(error)}`, { cause: error }),
-        );
-        throw error;
-      } finally {
-        clearTimeout(timer);
-        this.#tokenFetch = undefined;
-      }
-    })();
-    return this.#tokenFetch;
-  }
-
-  #dueNow(): boolean {
-    const times = this.#token === undefined ? undefined : readTokenTimes(this.#token);
-    return times !== undefined && refreshDelay(times, this.#tokenObtainedAt, Date.now(), this.#options.refreshBefore ?? 30_000) === 0;
-  }
-
-  #scheduleRefresh(delay?: number): void {
-    clearTimeout(this.#refreshTimer);
-    this.#refreshTimer = undefined;
-    if (this.#options.getToken === undefined) return;
-    if (delay === undefined) {
-      const token = this.#token;
-      if (token === undefined) return;
-      const times = readTokenTimes(token);
-      if (times === undefined) return;
-      delay = refreshDelay(times, this.#tokenObtainedAt, Date.now(), this.#options.refreshBefore ?? 30_000);
-    }
-    this.#refreshTimer = setTimeout(() => this.#refresh(), Math.min(delay, MAX_TIMER_DELAY));
-  }
-
-  async #refresh(): Promise<void> {
-    this.#refreshTimer = undefined;
-    const epoch = this.#epoch;
-    let token: string;
-    try {
-      token = await this.#fetchToken();
-    } catch {
-      if (epoch === this.#epoch && this.#socket.connected) this.#scheduleRefresh(this.#refreshBackoff.next());
-      return;
-    }
-    // Not connected: the next handshake carries the new token.
-    if (epoch !== this.#epoch || !this.#socket.connected) return;
-    this.#socket.emit(ClientEvent.Refresh, { token }, (ack) => {
-      if (epoch !== this.#epoch) return;
-      if (isObject(ack) && ack.ok === true) {
-        // A fresh token already due (no `iat`, and this browser's clock runs ahead of its exp)
-        // would be refreshed again at once, forever: back off instead.
-        if (this.#dueNow()) return this.#scheduleRefresh(this.#refreshBackoff.next());
-        this.#refreshBackoff.reset();
-        this.#scheduleRefresh();
-        return;
-      }
-      const error = isObject(ack) && ack.ok === false && isObject(ack.error) ? ack.error : undefined;
-      this.emit(
-        'error',
-        new TopicgateError(error?.code ?? ErrorCode.Unauthorized, error?.message ?? 'token refresh refused'),
-      );
-      // Until the old token expires the gateway keeps the socket; try a fresh token before then.
-      this.#token = undefined;
-      this.#scheduleRefresh(this.#refreshBackoff.next());
-    });
   }
 
   #setState(state: ConnectionState): void {

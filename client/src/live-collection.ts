@@ -13,14 +13,19 @@
  * client makes from patterns and tests fake.
  */
 import { ClientErrorCode, LiveReloadReason, type SubscriptionResyncReason } from './codes.js';
+import { DEFAULTS, withDefaults } from './defaults.js';
 import { Emitter } from './emitter.js';
 import { describeError, TopicgateError } from './errors.js';
+import { decide, screen, type Knowledge } from './message-decision.js';
+import { RetryingLoader } from './retrying-loader.js';
 import type { ItemId, LiveCollectionInit, LiveEvents, LiveStatus, Message } from './types.js';
-import { Backoff, isObject } from './utils.js';
+import { isObject } from './utils.js';
 
 const MAX_TOMBSTONES = 10_000;
 const MAX_ORPHAN_IDS = 1_000;
 const MAX_ORPHANS_PER_ID = 100;
+/** The tombstone of an id deleted before any version of it was seen: every version is newer. */
+const NO_VERSION_SEEN = -Infinity;
 
 function defaultId(value: unknown): ItemId | undefined {
   if (!isObject(value)) return undefined;
@@ -53,7 +58,7 @@ export class LiveCollection<Item, M extends Message<string, unknown> = Message> 
   readonly #apply: ((prev: Item | undefined, message: M) => Item | null | undefined) | undefined;
   readonly #sort: ((a: Item, b: Item) => number) | undefined;
   readonly #maxHeld: number;
-  readonly #backoff: Backoff;
+  readonly #loader: RetryingLoader;
 
   readonly #items = new Map<ItemId, Item>();
   /** Last version applied per id, kept after a removal so that late messages cannot resurrect it. */
@@ -72,12 +77,11 @@ export class LiveCollection<Item, M extends Message<string, unknown> = Message> 
   readonly #gone = new Map<ItemId, number>();
   /** Messages received since the current load started; null when no load is pending. */
   #held: M[] | null = null;
+  /** From the start of a load until its snapshot and held messages are applied, replay included. */
   #loading = false;
   #queued = false;
   #loaded = false;
   #closed = false;
-  #abort: AbortController | undefined;
-  #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #status: LiveStatus = 'subscribing';
   #snapshot: readonly Item[] | undefined;
   #dirty = false;
@@ -85,16 +89,17 @@ export class LiveCollection<Item, M extends Message<string, unknown> = Message> 
   #notifyScheduled = false;
   readonly #stop: () => void;
 
-  constructor(init: LiveCollectionInit<Item, M>) {
+  constructor(options: LiveCollectionInit<Item, M>) {
     super();
+    const init = withDefaults(options, DEFAULTS.liveCollection);
     this.#load = init.load;
     this.#id = init.id ?? defaultId;
     this.#version = init.version ?? defaultVersion;
     this.#isValidTransition = init.isValidTransition;
     this.#apply = init.apply;
     this.#sort = init.sort;
-    this.#maxHeld = init.maxHeld ?? 10_000;
-    this.#backoff = new Backoff(init.retryDelay ?? 1_000, init.retryDelayMax ?? 30_000);
+    this.#maxHeld = init.maxHeld;
+    this.#loader = new RetryingLoader(init.retryDelay, init.retryDelayMax);
     this.#stop = init.source.open({
       ready: () => this.#reload(),
       message: (message) => this.#onMessage(message),
@@ -147,10 +152,7 @@ export class LiveCollection<Item, M extends Message<string, unknown> = Message> 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#abort?.abort();
-    this.#abort = undefined;
-    clearTimeout(this.#retryTimer);
-    this.#retryTimer = undefined;
+    this.#loader.close();
     this.#held = null;
     this.#stop();
     this.#setStatus('closed');
@@ -185,7 +187,7 @@ export class LiveCollection<Item, M extends Message<string, unknown> = Message> 
       return;
     }
     // A retry is scheduled: it loads after this point, and the backoff protects the REST API.
-    if (this.#retryTimer !== undefined) return;
+    if (this.#loader.retryPending) return;
     this.#startLoad();
   }
 
@@ -194,31 +196,17 @@ export class LiveCollection<Item, M extends Message<string, unknown> = Message> 
     this.#queued = false;
     this.#held ??= [];
     this.#setStatus('loading');
-    const abort = new AbortController();
-    this.#abort = abort;
-    let promise: Promise<readonly Item[]>;
-    try {
-      promise = Promise.resolve(this.#load(abort.signal));
-    } catch (error) {
-      promise = Promise.reject(error);
-    }
-    promise.then(
-      (snapshot) => {
-        if (this.#abort !== abort) return;
-        this.#abort = undefined;
+    this.#loader.start((signal) => this.#load(signal), {
+      loaded: (snapshot) => {
         if (Array.isArray(snapshot)) this.#onSnapshot(snapshot);
         else this.#onLoadFailed(new TypeError('load() must resolve to an array of items'));
       },
-      (error: unknown) => {
-        if (this.#abort !== abort) return;
-        this.#abort = undefined;
-        this.#onLoadFailed(error);
-      },
-    );
+      failed: (error) => this.#onLoadFailed(error),
+    });
   }
 
   #onSnapshot(snapshot: readonly Item[]): void {
-    this.#backoff.reset();
+    this.#loader.succeeded();
     const before = [...this.#items.keys()];
     this.#items.clear();
     this.#orphans.clear();
@@ -236,7 +224,7 @@ export class LiveCollection<Item, M extends Message<string, unknown> = Message> 
     }
     for (const id of before) {
       if (this.#items.has(id)) continue;
-      this.#gone.set(id, this.#versions.get(id) ?? -Infinity);
+      this.#gone.set(id, this.#versions.get(id) ?? NO_VERSION_SEEN);
       this.#versions.delete(id);
     }
     if (withoutId > 0 && !this.#toldWithoutId) {
@@ -275,10 +263,9 @@ export class LiveCollection<Item, M extends Message<string, unknown> = Message> 
       }),
     );
     if (this.#closed) return;
-    this.#retryTimer = setTimeout(() => {
-      this.#retryTimer = undefined;
+    this.#loader.retryLater(() => {
       if (!this.#closed) this.#startLoad();
-    }, this.#backoff.next());
+    });
   }
 
   /** Held messages may have arrived out of order; with versions on all of them, replay them in version order. */
@@ -298,47 +285,41 @@ export class LiveCollection<Item, M extends Message<string, unknown> = Message> 
    * that messages went missing.
    */
   #applyMessage(message: M, replay: boolean): void {
-    const body = message.body;
-    const id = this.#id(body);
+    const id = this.#id(message.body);
     if (id === undefined) return;
     const prev = this.#items.get(id);
-    const known = this.#versions.get(id);
-    const version = this.#version(body);
-    const goneAt = prev === undefined ? this.#gone.get(id) : undefined;
-    if (goneAt !== undefined) {
-      if (version !== undefined && version <= goneAt) return;
-      const next = this.#apply !== undefined ? this.#apply(undefined, message) : (body as unknown as Item);
-      if (next === null) {
-        // The deletion itself: now the tombstone has a version.
-        this.#gone.delete(id);
-        if (version !== undefined) this.#versions.set(id, version);
-      } else if (next !== undefined) {
-        this.#reload(LiveReloadReason.Reappeared);
-      }
-      return;
-    }
-    if (version !== undefined && known !== undefined) {
-      if (version <= known) {
-        // Equal: a duplicate. Lower on a live item: a regression, so what we hold is suspect.
-        if (!replay && version < known && prev !== undefined) this.#reload(LiveReloadReason.VersionRegression);
+    const knowledge: Knowledge<Item> = {
+      prev,
+      known: this.#versions.get(id),
+      goneAt: prev === undefined ? this.#gone.get(id) : undefined,
+      version: this.#version(message.body),
+      replay,
+      partial: this.#apply !== undefined,
+    };
+    const screening = screen(knowledge);
+    if (screening.do === 'ignore') return;
+    if (screening.do === 'reload') return this.#reload(screening.reason);
+    if (screening.reload !== undefined) this.#reload(screening.reload);
+    const next = this.#apply !== undefined ? this.#apply(prev, message) : (message.body as unknown as Item);
+    const decision = decide(knowledge, next, this.#isValidTransition);
+    switch (decision.do) {
+      case 'ignore':
         return;
-      }
-      if (version > known + 1) {
-        this.#reload(LiveReloadReason.VersionGap);
-        // A partial update needs the versions in between; a whole body does not.
-        if (this.#apply !== undefined) return;
-      }
+      case 'reload':
+        return this.#reload(decision.reason);
+      case 'orphan':
+        return this.#keepOrphan(id, message);
+      case 'tombstone':
+        this.#gone.delete(id);
+        if (knowledge.version !== undefined) this.#versions.set(id, knowledge.version);
+        return;
+      case 'apply':
+        return this.#put(id, prev, decision.next, knowledge.version, replay);
     }
-    const next = this.#apply !== undefined ? this.#apply(prev, message) : (body as unknown as Item);
-    if (next === undefined) {
-      if (prev === undefined && version !== undefined && this.#apply !== undefined) this.#keepOrphan(id, message);
-      return;
-    }
-    if (next !== null && prev !== undefined && this.#isValidTransition !== undefined && !this.#isValidTransition(prev, next)) {
-      // Without versions a held message that does not follow the snapshot is most likely older than it.
-      if (!replay) this.#reload(LiveReloadReason.InvalidTransition);
-      return;
-    }
+  }
+
+  /** Replaces (or with null removes) the item `id`, whose version is `version` or else the new item's own. */
+  #put(id: ItemId, prev: Item | undefined, next: Item | null, version: number | undefined, replay: boolean): void {
     const nextVersion = version ?? (next === null ? undefined : this.#version(next));
     if (nextVersion !== undefined) this.#versions.set(id, nextVersion);
     if (next === null) {
@@ -349,6 +330,39 @@ export class LiveCollection<Item, M extends Message<string, unknown> = Message> 
     this.#dirty = true;
     this.#snapshot = undefined;
     if (prev === undefined && next !== null) this.#adoptOrphans(id, replay);
+  }
+
+  /**
+   * @internal For tests: the rules the four maps and the load state keep
+   * between calls, each broken one described. A property test that checks
+   * them after every step says which rule broke, not only that the end
+   * result is wrong.
+   */
+  _brokenInvariants(): string[] {
+    const broken: string[] = [];
+    for (const id of this.#items.keys()) {
+      if (this.#gone.has(id)) broken.push(`item ${id} is both in hand and gone`);
+      if (this.#orphans.has(id)) broken.push(`item ${id} is in hand yet has orphans waiting for it`);
+    }
+    if (this.#orphans.size > MAX_ORPHAN_IDS) broken.push(`${this.#orphans.size} ids have orphans`);
+    for (const [id, list] of this.#orphans) {
+      if (list.length > MAX_ORPHANS_PER_ID) broken.push(`item ${id} has ${list.length} orphans`);
+    }
+    if (this.#gone.size > MAX_TOMBSTONES) broken.push(`${this.#gone.size} gone ids are kept`);
+    const loadPending = this.#loader.inFlight || this.#loader.retryPending;
+    if ((this.#held !== null) !== loadPending) {
+      broken.push(`messages are ${this.#held === null ? 'not ' : ''}held while a load is ${loadPending ? '' : 'not '}pending`);
+    }
+    if (this.#held !== null && this.#held.length > this.#maxHeld) broken.push(`${this.#held.length} messages held`);
+    if (this.#loading !== this.#loader.inFlight) broken.push(`loading is ${this.#loading} with ${this.#loader.inFlight ? 'a' : 'no'} request in flight`);
+    if (this.#status === 'live' && loadPending) broken.push('live while a load is pending');
+    if (this.#snapshot !== undefined) {
+      const inHand = new Set(this.#items.values());
+      if (this.#snapshot.length !== inHand.size || this.#snapshot.some((item) => !inHand.has(item))) {
+        broken.push('the snapshot array is not the items in hand');
+      }
+    }
+    return broken;
   }
 
   #forgetOldTombstones(): void {

@@ -10,6 +10,20 @@ import type { LiveEvents, LiveResourceInit, LiveStatus, Message } from './types.
 const ONLY = 0;
 
 /**
+ * The collection's events passed on as they are; `change` carries the value
+ * instead. A record over every event name, so that a new event on
+ * `LiveEvents` does not compile until it is placed here.
+ */
+const PASSED_ON = { status: true, error: true, reload: true, change: false } as const satisfies Record<
+  keyof LiveEvents<unknown>,
+  boolean
+>;
+type PassedOn = { [E in keyof typeof PASSED_ON]: (typeof PASSED_ON)[E] extends true ? E : never }[keyof typeof PASSED_ON];
+const PASSED_ON_NAMES = (Object.keys(PASSED_ON) as (keyof typeof PASSED_ON)[]).filter(
+  (event): event is PassedOn => PASSED_ON[event],
+);
+
+/**
  * @example
  * const build = new LiveResource({
  *   source: client.source('builds.42.*'),
@@ -34,9 +48,7 @@ export class LiveResource<Item, M extends Message<string, unknown> = Message> ex
       },
     });
     this.#inner.on('change', () => this.emit('change', this.value));
-    this.#inner.on('status', (status, previous) => this.emit('status', status, previous));
-    this.#inner.on('error', (error) => this.emit('error', error));
-    this.#inner.on('reload', (reason) => this.emit('reload', reason));
+    for (const event of PASSED_ON_NAMES) this.#passOn(event);
   }
 
   /** The resource; `undefined` until the first load, `null` when it does not exist. */
@@ -64,5 +76,11 @@ export class LiveResource<Item, M extends Message<string, unknown> = Message> ex
 
   close(): void {
     this.#inner.close();
+  }
+
+  #passOn<E extends PassedOn>(event: E): void {
+    // These events' arguments do not depend on the value type, which is all that differs between the two maps.
+    const listener = (...args: Parameters<LiveEvents<unknown>[E]>) => this.emit(event, ...args);
+    this.#inner.on(event, listener as LiveEvents<readonly Item[]>[E]);
   }
 }

@@ -7,11 +7,14 @@
  * skipped); one that starts past the end waits in `pending` while the gap is
  * fetched over REST. After a resync the last lines are fetched again: if they
  * still connect, they extend the window, otherwise the window jumps to them.
- * One REST request is in flight at a time, retried with backoff.
+ * One request for the tail or a gap is in flight at a time, retried with
+ * backoff; `loadEarlier` runs its own alongside, and is not retried.
  */
 import { ClientErrorCode, LogFetchReason } from './codes.js';
+import { DEFAULTS, withDefaults } from './defaults.js';
 import { Emitter } from './emitter.js';
 import { describeError, TopicgateError } from './errors.js';
+import { RetryingLoader } from './retrying-loader.js';
 import type {
   LiveStatus,
   LogLines,
@@ -22,7 +25,7 @@ import type {
   LogWindow,
   Message,
 } from './types.js';
-import { Backoff, isObject } from './utils.js';
+import { isObject } from './utils.js';
 
 /** Whether `value` is a `LogLines`: a non-negative integer `first` and an array of strings. */
 export function isLogLines(value: unknown): value is LogLines {
@@ -52,7 +55,7 @@ export class LogTail<M extends Message<string, unknown> = Message> extends Emitt
   readonly #maxLines: number;
   readonly #tailLines: number;
   readonly #extract: (message: M) => LogLines | undefined;
-  readonly #backoff: Backoff;
+  readonly #loader: RetryingLoader;
 
   #first = 0;
   #lines: string[] = [];
@@ -63,9 +66,6 @@ export class LogTail<M extends Message<string, unknown> = Message> extends Emitt
   #pending: LogLines[] = [];
   #pendingLines = 0;
   #want: Fetch | undefined;
-  #fetching = false;
-  #abort: AbortController | undefined;
-  #retryTimer: ReturnType<typeof setTimeout> | undefined;
   /** Bumped when the window is replaced, so that an older `loadEarlier` answer is not prepended. */
   #generation = 0;
   #earlier: Promise<number> | undefined;
@@ -77,14 +77,15 @@ export class LogTail<M extends Message<string, unknown> = Message> extends Emitt
   #closed = false;
   readonly #stop: () => void;
 
-  constructor(init: LogTailInit<M>) {
+  constructor(options: LogTailInit<M>) {
     super();
+    const init = withDefaults(options, DEFAULTS.logTail);
     this.#load = init.load;
-    this.#maxLines = Math.max(1, init.maxLines ?? 10_000);
-    this.#tailLines = Math.max(1, Math.min(init.tailLines ?? 1_000, this.#maxLines));
+    this.#maxLines = Math.max(1, init.maxLines);
+    this.#tailLines = Math.max(1, Math.min(init.tailLines, this.#maxLines));
     this.#capacity = this.#maxLines;
     this.#extract = init.lines ?? ((message) => (isLogLines(message.body) ? message.body : undefined));
-    this.#backoff = new Backoff(init.retryDelay ?? 1_000, init.retryDelayMax ?? 30_000);
+    this.#loader = new RetryingLoader(init.retryDelay, init.retryDelayMax);
     this.#stop = init.source.open({
       ready: () => this.#request('tail'),
       resync: (reason) => {
@@ -181,10 +182,8 @@ export class LogTail<M extends Message<string, unknown> = Message> extends Emitt
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#abort?.abort();
+    this.#loader.close();
     this.#earlierAbort?.abort();
-    clearTimeout(this.#retryTimer);
-    this.#retryTimer = undefined;
     this.#pending = [];
     this.#stop();
     this.#setStatus('closed');
@@ -263,7 +262,7 @@ export class LogTail<M extends Message<string, unknown> = Message> extends Emitt
   #request(kind: Fetch): void {
     if (this.#closed) return;
     if (this.#want !== 'tail') this.#want = kind;
-    if (!this.#fetching && this.#retryTimer === undefined) this.#fetchNext();
+    if (this.#loader.idle) this.#fetchNext();
   }
 
   #fetchNext(): void {
@@ -281,63 +280,46 @@ export class LogTail<M extends Message<string, unknown> = Message> extends Emitt
       if (this.#loaded) this.#setStatus('live');
       return;
     }
-    this.#fetching = true;
     this.#setStatus('loading');
-    const abort = new AbortController();
-    this.#abort = abort;
-    let promise: Promise<LogLines>;
-    try {
-      promise = Promise.resolve(this.#load(request, abort.signal));
-    } catch (error) {
-      promise = Promise.reject(error);
-    }
-    promise.then(
-      (chunk) => {
-        if (this.#abort !== abort) return;
-        this.#abort = undefined;
-        this.#fetching = false;
+    this.#loader.start((signal) => this.#load(request, signal), {
+      loaded: (chunk) => {
         if (isLogLines(chunk)) this.#onFetched(kind, chunk, request);
         else this.#onFetchFailed(kind, new TypeError('load() must resolve to { first, lines }'));
       },
-      (error: unknown) => {
-        if (this.#abort !== abort) return;
-        this.#abort = undefined;
-        this.#fetching = false;
-        this.#onFetchFailed(kind, error);
-      },
-    );
+      failed: (error) => this.#onFetchFailed(kind, error),
+    });
   }
 
   #onFetched(kind: Fetch, chunk: LogLines, request: LogLinesRequest): void {
-    if (kind === 'tail') {
+    // Only a fill asks from a given line; a tail asks for the last lines.
+    const from = request.from;
+    if (from === undefined) {
       if (!this.#loaded || chunk.first > this.end) this.#reset(chunk);
       else this.#append(chunk);
     } else {
-      const from = request.from ?? 0;
       if (chunk.first > from || chunk.first + chunk.lines.length <= from) {
         // The REST API is behind the messages it should already hold: back off instead of asking again at once.
-        // (An answer that late messages made redundant meanwhile is no failure: it did have the lines.)
         this.#onFetchFailed(kind, new Error(`the REST API returned no lines from ${from}`));
         return;
       }
+      // An answer that late messages made redundant meanwhile is no failure: it did have the lines.
       if (chunk.first <= this.end) this.#append(chunk);
     }
-    this.#backoff.reset();
+    this.#loader.succeeded();
     this.#dropStalePending();
     this.#drainPending();
     this.#requestGapFetch();
     // requestGapFetch may already have started the next request.
-    if (!this.#fetching && this.#retryTimer === undefined) this.#fetchNext();
+    if (this.#loader.idle) this.#fetchNext();
   }
 
   #onFetchFailed(kind: Fetch, error: unknown): void {
     if (this.#closed) return;
     this.emit('error', loadFailed(error));
     if (this.#want !== 'tail') this.#want = kind;
-    this.#retryTimer = setTimeout(() => {
-      this.#retryTimer = undefined;
-      if (!this.#closed && !this.#fetching) this.#fetchNext();
-    }, this.#backoff.next());
+    this.#loader.retryLater(() => {
+      if (!this.#closed && !this.#loader.inFlight) this.#fetchNext();
+    });
   }
 
   /** After a jump, chunks wholly before the new end are duplicates. */

@@ -1,5 +1,5 @@
 import { ErrorCode, type JsonObject } from '@topicgate/shared';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   createClient,
   type Client,
@@ -9,7 +9,7 @@ import {
   type TopicgateError,
 } from '../src/index.js';
 import { FakeGateway, freshToken, makeToken, tokenClaims } from './fake-gateway.js';
-import { sleep, ticks, until } from './helpers.js';
+import { ticks, until } from './helpers.js';
 
 interface Topics {
   'builds.{id}.started': { id: number };
@@ -20,7 +20,11 @@ interface Topics {
 const clients: Client<any>[] = [];
 afterEach(() => {
   for (const client of clients.splice(0)) client.close();
+  vi.useRealTimers();
 });
+
+/** Far longer than any retry or reconnect delay these tests configure (20 ms at most): on a fake clock, no wait at all. */
+const EVERY_RETRY_PERIOD = 1_000;
 
 function newClient(gateway: FakeGateway, options: Partial<ClientOptions> = {}): Client<Topics> {
   const client = createClient<Topics>({
@@ -282,6 +286,7 @@ describe('lost messages', () => {
 
 describe('the gateway ending or refusing subscriptions', () => {
   it('ends a subscription for good on unsubscribed(forbidden)', async () => {
+    vi.useFakeTimers();
     const gateway = new FakeGateway();
     const client = newClient(gateway);
     const sub = client.subscribe('builds.#');
@@ -292,7 +297,7 @@ describe('the gateway ending or refusing subscriptions', () => {
     await until(() => ended.length === 1, 'the end');
     expect(ended).toEqual(['forbidden']);
     expect(sub.state).toBe('unsubscribed');
-    await sleep(30);
+    await vi.advanceTimersByTimeAsync(EVERY_RETRY_PERIOD);
     expect(subscribedCount(gateway)).toBe(0);
   });
 
@@ -329,6 +334,7 @@ describe('the gateway ending or refusing subscriptions', () => {
   });
 
   it('retries a subscription refused as unavailable until the broker is back', async () => {
+    vi.useFakeTimers();
     const gateway = new FakeGateway();
     let refusals = 3;
     gateway.hooks.refuseSubscribe = () =>
@@ -343,21 +349,30 @@ describe('the gateway ending or refusing subscriptions', () => {
   });
 
   it('does not retry a subscription the broker refused for good; it ends, rejected', async () => {
+    vi.useFakeTimers();
     const gateway = new FakeGateway();
     let asked = 0;
     gateway.hooks.refuseSubscribe = () => (asked++, { code: ErrorCode.Refused, message: 'the broker refused the subscription' });
     const client = newClient(gateway);
     const sub = client.subscribe('builds.#');
-    const { reason, error } = await new Promise<{ reason: string; error?: TopicgateError }>((resolve) => sub.on('unsubscribed', resolve));
+    let ended: { reason: string; error?: TopicgateError } | undefined;
+    sub.on('unsubscribed', (context) => (ended = context));
+    await until(() => ended !== undefined, 'the end');
+    const { reason, error } = ended!;
     expect(reason).toBe('rejected');
     expect(error?.code).toBe('refused');
-    await sleep(60); // several retry delays (resubscribeDelayMax is 20 ms)
+    await vi.advanceTimersByTimeAsync(EVERY_RETRY_PERIOD);
     expect(asked).toBe(1);
     expect(sub.state).toBe('unsubscribed');
   });
 });
 
 describe('tokens', () => {
+  // Token lifetimes, refresh schedules and reconnect backoff all run on the fake clock (Date included).
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+
   it("surfaces a refused handshake as an unauthorized error with the gateway's message", async () => {
     const gateway = new FakeGateway();
     const expired = makeToken({ sub: 'x', exp: Math.floor(Date.now() / 1000) - 10 });
@@ -369,7 +384,7 @@ describe('tokens', () => {
     expect(errors[0]!.message).toBe('jwt expired');
     // A static token would be refused again: the client stops.
     expect(client.state).toBe('disconnected');
-    await sleep(30);
+    await vi.advanceTimersByTimeAsync(EVERY_RETRY_PERIOD);
     expect(gateway.handshakeTokens).toHaveLength(1);
   });
 
@@ -415,6 +430,10 @@ describe('tokens', () => {
     expect(errors[0]!.code).toBe('unauthorized');
     expect(errors[0]!.message).toBe('revoked');
     refuse = false;
+    // Not at once: the next try waits the refresh backoff, at least half of its first second
+    // (`until` may have run the clock up to 2 ms past the refusal).
+    await vi.advanceTimersByTimeAsync(490);
+    expect(gateway.refreshTokens).toHaveLength(1);
     await until(() => gateway.refreshTokens.length >= 2, 'another refresh', 5_000);
     expect(client.state).toBe('connected');
   });
@@ -455,7 +474,7 @@ describe('tokens', () => {
     const renewing = newClient(gateway, { token: undefined, getToken: async () => freshToken(1, `r${++n}`) });
     await connected(renewing);
     renewing.disconnect();
-    await sleep(600);
+    await vi.advanceTimersByTimeAsync(600);
     renewing.connect();
     await connected(renewing);
     expect(n).toBe(3);
@@ -501,6 +520,7 @@ describe('revocation (an operator ended the subject\'s access on every gateway)'
   });
 
   it('with a static token, stops: that token would be refused again', async () => {
+    vi.useFakeTimers();
     const gateway = new FakeGateway();
     const client = newClient(gateway);
     const errors: string[] = [];
@@ -508,7 +528,7 @@ describe('revocation (an operator ended the subject\'s access on every gateway)'
     await connected(client);
     gateway.revoke();
     await until(() => client.state === 'disconnected', 'the client to stop');
-    await sleep(50);
+    await vi.advanceTimersByTimeAsync(EVERY_RETRY_PERIOD);
     expect(errors).toEqual(['revoked']);
     expect(gateway.handshakeTokens).toHaveLength(1);
   });
@@ -561,6 +581,7 @@ describe('closing', () => {
   });
 
   it('closes the views made on it, which then stop loading', async () => {
+    vi.useFakeTimers();
     const gateway = new FakeGateway();
     const client = newClient(gateway);
     let loads = 0;
@@ -577,7 +598,7 @@ describe('closing', () => {
     expect(builds.status).toBe('closed');
     expect(tail.status).toBe('closed');
     const after = loads;
-    await sleep(20); // several retry periods: none may run
+    await vi.advanceTimersByTimeAsync(EVERY_RETRY_PERIOD); // many retry periods (retryDelayMax is 1 ms): none may run
     expect(loads).toBe(after);
   });
 });

@@ -1,8 +1,9 @@
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
-import { LiveCollection, LiveResource, type Message, type TopicgateError } from '../src/index.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { LiveCollection, type Message, type TopicgateError } from '../src/index.js';
 import { FakeRest, FakeSource, Network, quiesce } from './fake-source.js';
-import { sleep, ticks } from './helpers.js';
+import { ticks } from './helpers.js';
+import { opArbitrary, runCommon, value, type Op } from './schedules.js';
 
 // ---------------------------------------------------------------------------
 // The application: rows in a database, each change announced by a message.
@@ -83,64 +84,16 @@ function applyFor(mode: Mode): ((prev: Row | undefined, message: Msg) => Row | n
 
 const byId = (a: { id: number }, b: { id: number }) => a.id - b.id;
 
-// ---------------------------------------------------------------------------
-// Adversarial schedules
-
-type Op =
-  | { t: 'create'; value: number }
-  | { t: 'update'; pick: number; value: number }
-  | { t: 'delete'; pick: number }
-  | { t: 'deliver'; pick: number }
-  | { t: 'duplicate'; pick: number }
-  | { t: 'drop'; pick: number }
-  | { t: 'resync' }
-  | { t: 'read'; pick: number }
-  | { t: 'respond'; pick: number }
-  | { t: 'fail'; pick: number }
-  | { t: 'tick' };
-
-const pick = fc.nat(1000);
-const value = fc.nat(99);
-const opArbitrary: fc.Arbitrary<Op> = fc.oneof(
-  { arbitrary: fc.record({ t: fc.constant('create' as const), value }), weight: 3 },
-  { arbitrary: fc.record({ t: fc.constant('update' as const), pick, value }), weight: 6 },
-  { arbitrary: fc.record({ t: fc.constant('delete' as const), pick }), weight: 1 },
-  { arbitrary: fc.record({ t: fc.constant('deliver' as const), pick }), weight: 10 },
-  { arbitrary: fc.record({ t: fc.constant('duplicate' as const), pick }), weight: 2 },
-  { arbitrary: fc.record({ t: fc.constant('drop' as const), pick }), weight: 1 },
-  { arbitrary: fc.constant({ t: 'resync' as const }), weight: 1 },
-  { arbitrary: fc.record({ t: fc.constant('read' as const), pick }), weight: 2 },
-  { arbitrary: fc.record({ t: fc.constant('respond' as const), pick }), weight: 3 },
-  { arbitrary: fc.record({ t: fc.constant('fail' as const), pick }), weight: 1 },
-  { arbitrary: fc.constant({ t: 'tick' as const }), weight: 2 },
-);
-
-/** Runs the network and REST parts of a schedule; returns a message to publish for database ops. */
-async function runCommon(op: Op, network: Network<Msg>, rest: FakeRest<unknown, unknown>): Promise<void> {
-  switch (op.t) {
-    case 'deliver':
-      return network.deliver(op.pick);
-    case 'duplicate':
-      return network.duplicate(op.pick);
-    case 'drop':
-      return network.drop(op.pick);
-    case 'resync':
-      return network.resync();
-    case 'read':
-      return rest.readNow(op.pick);
-    case 'respond':
-      return rest.respond(op.pick);
-    case 'fail':
-      return rest.fail(op.pick);
-    case 'tick':
-      await ticks(1);
-      return;
-  }
+/** `_brokenInvariants` is @internal: stripped from the declarations the tests compile against. */
+function brokenInvariants(collection: LiveCollection<any, any>): string[] {
+  return (collection as unknown as { _brokenInvariants(): string[] })._brokenInvariants();
 }
 
 const open: { close(): void }[] = [];
 afterEach(() => {
   for (const o of open.splice(0)) o.close();
+  vi.useRealTimers();
+  vi.restoreAllMocks();
 });
 
 async function collectionMatchesDatabase(mode: Mode, initial: number[], ops: Op[]): Promise<void> {
@@ -162,7 +115,7 @@ async function collectionMatchesDatabase(mode: Mode, initial: number[], ops: Op[
   open.push(collection);
   source.ready();
 
-  for (const op of ops) {
+  for (const [step, op] of ops.entries()) {
     if (op.t === 'create') network.publish(db.create(op.value));
     else if (op.t === 'update') {
       const m = db.update(op.pick, op.value);
@@ -171,8 +124,12 @@ async function collectionMatchesDatabase(mode: Mode, initial: number[], ops: Op[
       const m = db.remove(op.pick);
       if (m) network.publish(m);
     } else await runCommon(op, network, rest as FakeRest<unknown, unknown>);
+    // Read through `items` first: a stale snapshot array is one of the broken rules it would show.
+    void collection.items;
+    expect(brokenInvariants(collection), `after step ${step} (${op.t})`).toEqual([]);
   }
   await quiesce(network as Network<unknown>, [rest], () => collection.status === 'live');
+  expect(brokenInvariants(collection)).toEqual([]);
   expect([...collection.items]).toEqual(db.snapshot().sort(byId));
 }
 
@@ -377,6 +334,9 @@ describe('live collection', () => {
   });
 
   it('backs off when REST fails, reports load_failed, and recovers', async () => {
+    vi.useFakeTimers();
+    // No jitter: each delay is its cap, 5 ms (retryDelay) then 10 ms (retryDelayMax).
+    vi.spyOn(Math, 'random').mockReturnValue(1);
     const { source, rest, collection, errors } = setup();
     source.ready();
     rest.fail(0);
@@ -387,10 +347,14 @@ describe('live collection', () => {
     // A resync during the backoff does not bypass it.
     source.resync();
     expect(rest.calls).toBe(1);
-    await sleep(20);
+    await vi.advanceTimersByTimeAsync(4);
+    expect(rest.calls).toBe(1);
+    await vi.advanceTimersByTimeAsync(1);
     expect(rest.calls).toBe(2);
     rest.fail(0);
-    await sleep(30);
+    await vi.advanceTimersByTimeAsync(9);
+    expect(rest.calls).toBe(2);
+    await vi.advanceTimersByTimeAsync(1);
     expect(rest.calls).toBe(3);
     rest.respondAll();
     await ticks();
@@ -505,101 +469,5 @@ describe('live collection', () => {
     await ticks();
     expect(collection.items).toEqual([]);
     expect(collection.status).toBe('closed');
-  });
-});
-
-// ---------------------------------------------------------------------------
-// A live resource without versions: transitions decide
-
-type State = { state: 'pending' } | { state: 'running'; step: number } | { state: 'finished'; result: string };
-const rank = (s: State) => (s.state === 'pending' ? 0 : s.state === 'running' ? 1 + s.step : 1_000);
-const isValidTransition = (prev: State, next: State) => rank(next) >= rank(prev);
-
-type BuildOp = { t: 'advance'; result: boolean } | Op;
-
-describe('live resource without versions', () => {
-  it('ends equal to the build, with only a transition check to spot reordering', async () => {
-    const buildOps: fc.Arbitrary<BuildOp> = fc.oneof(
-      { arbitrary: fc.record({ t: fc.constant('advance' as const), result: fc.boolean() }), weight: 4 },
-      { arbitrary: opArbitrary.filter((op) => !['create', 'update', 'delete'].includes(op.t)), weight: 8 },
-    );
-    await fc.assert(
-      fc.asyncProperty(fc.array(buildOps, { maxLength: 60 }), async (ops) => {
-        let build: State = { state: 'pending' };
-        const source = new FakeSource<Message<string, State>>();
-        const network = new Network(source);
-        const rest = new FakeRest<void, State>(() => ({ ...build }));
-        const resource = new LiveResource<State, Message<string, State>>({
-          source,
-          load: () => rest.handler(undefined, new AbortController().signal),
-          isValidTransition,
-          retryDelay: 1,
-          retryDelayMax: 2,
-        });
-        resource.on('error', () => {});
-        open.push(resource);
-        source.ready();
-        for (const op of ops) {
-          if (op.t === 'advance') {
-            if (build.state === 'finished') continue;
-            build =
-              build.state === 'pending'
-                ? { state: 'running', step: 0 }
-                : build.step < 5 && !op.result
-                  ? { state: 'running', step: build.step + 1 }
-                  : { state: 'finished', result: op.result ? 'success' : 'failure' };
-            network.publish({ key: 'builds.1.changed', body: { ...build }, seq: 0 });
-          } else await runCommon(op, network as Network<any>, rest as FakeRest<unknown, unknown>);
-        }
-        await quiesce(network as Network<unknown>, [rest], () => resource.status === 'live');
-        expect(resource.value).toEqual(build);
-      }),
-      { numRuns: 250 },
-    );
-  });
-
-  it('reloads on an invalid transition and drops stale held messages without reloading', async () => {
-    let build: State = { state: 'running', step: 2 };
-    const source = new FakeSource<Message<string, State>>();
-    const rest = new FakeRest<void, State | null>(() => ({ ...build }));
-    const resource = new LiveResource<State, Message<string, State>>({
-      source,
-      load: () => rest.handler(undefined, new AbortController().signal),
-      isValidTransition,
-    });
-    open.push(resource);
-    expect(resource.value).toBeUndefined();
-    source.ready();
-    source.push({ key: 'b', body: { state: 'running', step: 1 }, seq: 1 }); // older than the snapshot
-    rest.respondAll();
-    await ticks();
-    expect(resource.value).toEqual({ state: 'running', step: 2 });
-    expect(rest.calls).toBe(1);
-    const reloads: string[] = [];
-    resource.on('reload', (reason) => reloads.push(reason));
-    source.push({ key: 'b', body: { state: 'pending' }, seq: 2 });
-    expect(rest.calls).toBe(2);
-    expect(reloads).toEqual(['invalid_transition']);
-    build = { state: 'finished', result: 'success' };
-    rest.respondAll();
-    await ticks();
-    expect(resource.value).toEqual(build);
-  });
-
-  it('is null when the resource does not exist, and appears with its first message', async () => {
-    const source = new FakeSource<Message<string, Row>>();
-    const rest = new FakeRest<void, Row | null>(() => null);
-    const resource = new LiveResource<Row, Message<string, Row>>({
-      source,
-      load: () => rest.handler(undefined, new AbortController().signal),
-    });
-    open.push(resource);
-    source.ready();
-    rest.respondAll();
-    await ticks();
-    expect(resource.value).toBeNull();
-    source.push({ key: 'rows.1.created', body: { id: 1, version: 1, value: 5 }, seq: 1 });
-    await ticks();
-    expect(resource.value).toEqual({ id: 1, version: 1, value: 5 });
   });
 });

@@ -9,7 +9,7 @@ import {
   type TopicgateError,
 } from '../src/index.js';
 import { FakeRest, FakeSource, Network, quiesce } from './fake-source.js';
-import { sleep, ticks } from './helpers.js';
+import { ticks } from './helpers.js';
 
 type Msg = Message<string, LogLines>;
 
@@ -56,6 +56,8 @@ class Mirror {
 const open: LogTail<Msg>[] = [];
 afterEach(() => {
   for (const tail of open.splice(0)) tail.close();
+  vi.useRealTimers();
+  vi.restoreAllMocks();
 });
 
 function setup(options: { maxLines?: number; tailLines?: number; initial?: number } = {}) {
@@ -230,6 +232,8 @@ describe('log tail', () => {
   });
 
   it('backs off when the REST API answers a fill without the lines asked for', async () => {
+    vi.useFakeTimers();
+    vi.spyOn(Math, 'random').mockReturnValue(1); // no jitter: the first retry waits retryDelay, 1 ms
     const { log, source, rest, tail, errors, reloads } = setup({ initial: 5 });
     source.ready();
     rest.respondAll();
@@ -240,7 +244,9 @@ describe('log tail', () => {
     rest.respond(0);
     await ticks();
     expect(errors.map((e) => e.code)).toEqual(['load_failed']);
-    await vi.waitFor(() => expect(rest.pending.length).toBe(1)); // retried after the backoff
+    expect(rest.pending.length).toBe(0); // not asked again at once...
+    await vi.advanceTimersByTimeAsync(1);
+    expect(rest.pending.length).toBe(1); // ...but after the backoff
     rest.respondAll();
     await ticks();
     expect(tail.lines).toEqual(log.lines);
@@ -323,16 +329,32 @@ describe('log tail', () => {
   });
 
   it('backs off when REST fails and reports load_failed', async () => {
+    vi.useFakeTimers();
+    vi.spyOn(Math, 'random').mockReturnValue(1); // no jitter: the first retry waits retryDelay, 1 ms
     const { log, source, rest, tail, errors } = setup({ initial: 3 });
     source.ready();
     rest.fail(0);
     await ticks(1);
     expect(errors.map((e) => e.code)).toEqual(['load_failed']);
-    await sleep(10);
+    expect(rest.calls).toBe(1);
+    await vi.advanceTimersByTimeAsync(1);
     expect(rest.calls).toBe(2);
     rest.respondAll();
     await ticks();
     expect(tail.lines).toEqual(log.lines);
+  });
+
+  it('ignores the answer to a request made before close', async () => {
+    const { source, rest, tail } = setup({ initial: 3 });
+    const changes: LogTailChange[] = [];
+    tail.on('change', (change) => changes.push(change));
+    source.ready();
+    tail.close();
+    rest.respondAll();
+    await ticks();
+    expect(changes).toEqual([]);
+    expect(tail.loaded).toBe(false);
+    expect(tail.status).toBe('closed');
   });
 
   it('ignores messages that are not log lines', async () => {
