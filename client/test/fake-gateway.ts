@@ -8,7 +8,9 @@
  *   the gateway sends in one step (an ack, then a batch) reaches the client in
  *   the same task, as frames read from one TCP segment do. The trap of
  *   docs/protocol.md §14.1 is reproduced by publishing from `hooks.afterAck`
- *   (batch right after the ack) or `hooks.beforeAck` (batch before it).
+ *   (batch right after the ack: what the real gateway does with messages
+ *   that reach a queue while it is declared) or `hooks.beforeAck` (batch
+ *   before it: allowed by §8.6, though today's gateway never sends it).
  * - The fake socket behaves like socket.io-client 4.x where the SDK cares:
  *   `auth` may be a callback, called on every handshake; a refused handshake
  *   (`connect_error` with `data`) or a server-side disconnect
@@ -16,6 +18,12 @@
  *   by itself; a transport close reconnects after `reconnectionDelay`;
  *   emits made while disconnected are buffered and sent on the next connect;
  *   ack callbacks pending at a disconnect are dropped without a call.
+ *
+ * The parts of the protocol both the fake and the real gateway implement are
+ * checked against each other by the contract in gateway-contract.ts (run on
+ * the fake by gateway-contract.fake.test.ts, on a real gateway by
+ * server/test/gateway/gateway-contract.real.test.ts): change the fake's
+ * protocol behaviour there first.
  *
  * Extending it:
  * - A new client → server event: add a case to `FakeConnection.receive` and
@@ -27,7 +35,9 @@
  *   `FakeSocket` that the gateway calls through `wire`.
  */
 import {
+  canonicalPattern,
   ErrorCode,
+  patternCostError,
   patternError,
   topicMatches,
   type Delivery,
@@ -62,6 +72,20 @@ export interface GatewayHooks {
 export interface FakeGatewayOptions {
   /** Returns why a token is refused, or null to accept it. Default: accepts any token that has not expired. */
   authorize?: (token: string | undefined) => string | null;
+  /**
+   * Returns why `token` does not allow `pattern` (a subscribe is refused
+   * `forbidden`; after a refresh, a live subscription ends with `unsubscribed
+   * forbidden`), or null. Default: every token allows every pattern.
+   */
+  allows?: (token: string | undefined, pattern: string) => string | null;
+  /** Subscriptions per socket (`TOPICGATE_MAX_SUBSCRIPTIONS`). Default: no limit. */
+  maxSubscriptions?: number;
+  /**
+   * Refuse a refresh whose token has another `sub` than the connection's, as
+   * the gateway does (docs/protocol.md §4.3). Off by default because SDK tests
+   * written before it refresh with tokens of varying subs.
+   */
+  sameSubOnRefresh?: boolean;
 }
 
 /** A JWT-shaped token the fake (and the SDK's exp decoding) can read; the signature is not checked. */
@@ -94,6 +118,19 @@ function defaultAuthorize(token: string | undefined): string | null {
   return null;
 }
 
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function subOf(token: string | undefined): unknown {
+  if (token === undefined) return undefined;
+  try {
+    return tokenClaims(token)['sub'];
+  } catch {
+    return undefined;
+  }
+}
+
 /** Round-trips a payload through JSON, as the network would: no shared references between the two sides. */
 function wireCopy<T>(value: T): T {
   return value === undefined ? value : (JSON.parse(JSON.stringify(value)) as T);
@@ -112,6 +149,9 @@ export class FakeGateway {
   /** Every client → server event, in order: [event, payload]. */
   readonly received: [string, unknown][] = [];
   readonly authorize: (token: string | undefined) => string | null;
+  readonly allows: (token: string | undefined, pattern: string) => string | null;
+  readonly maxSubscriptions: number;
+  readonly sameSubOnRefresh: boolean;
   /** Tokens of revoked connections (`revoke`): refused at every later handshake. */
   readonly revokedTokens = new Set<string>();
 
@@ -122,6 +162,9 @@ export class FakeGateway {
 
   constructor(options: FakeGatewayOptions = {}) {
     this.authorize = options.authorize ?? defaultAuthorize;
+    this.allows = options.allows ?? (() => null);
+    this.maxSubscriptions = options.maxSubscriptions ?? Infinity;
+    this.sameSubOnRefresh = options.sameSubOnRefresh ?? false;
   }
 
   /** Pass as `ClientOptions.io`. */
@@ -197,6 +240,14 @@ export class FakeGateway {
     sub.connection.send('unsubscribed', { id: sub.id, reason });
   }
 
+  /** The gateway shuts down (SIGTERM): `unsubscribed { reason: "shutdown" }` for every subscription, then `io server disconnect`. */
+  shutdown(): void {
+    for (const connection of [...this.connections]) {
+      for (const sub of [...connection.subscriptions.values()]) this.end(sub, 'shutdown');
+      connection.close('io server disconnect');
+    }
+  }
+
   /** Every socket loses its transport (network blip): socket.io reconnects on its own. */
   dropConnections(): void {
     for (const connection of [...this.connections]) connection.close('transport close');
@@ -226,6 +277,8 @@ export class FakeGateway {
 export class FakeConnection {
   readonly subscriptions = new Map<string, FakeSubscription>();
   alive = true;
+  /** Subscribes accepted but not yet acknowledged: they count against the limit, as on the gateway. */
+  #declaring = 0;
 
   constructor(
     readonly gateway: FakeGateway,
@@ -261,32 +314,63 @@ export class FakeConnection {
         this.#subscribe(payload, ack);
         return;
       case 'unsubscribe': {
-        const id = payload?.id;
-        if (typeof id === 'string' && this.subscriptions.delete(id)) ack({ ok: true });
-        else ack({ ok: false, error: { code: ErrorCode.UnknownSubscription, message: `no subscription ${String(id)}` } });
+        const id = isRecord(payload) ? payload['id'] : undefined;
+        if (typeof id !== 'string') ack({ ok: false, error: { code: ErrorCode.BadRequest, message: 'unsubscribe expects an object { id: string } with the id from the subscribe ack' } });
+        else if (this.subscriptions.delete(id)) ack({ ok: true });
+        else ack({ ok: false, error: { code: ErrorCode.UnknownSubscription, message: `no subscription "${id}" on this connection` } });
         return;
       }
-      case 'refresh': {
-        const refused = this.gateway.authorize(payload?.token);
-        this.gateway.refreshTokens.push(payload?.token);
-        if (refused !== null) {
-          ack({ ok: false, error: { code: ErrorCode.Unauthorized, message: refused } });
-          return;
-        }
-        this.token = payload.token;
-        ack({ ok: true });
+      case 'refresh':
+        this.#refresh(payload, ack);
         return;
-      }
+      case 'received':
+        // The fake grants no resume, so no id is resumable: the real gateway ignores them all (docs/protocol.md §15.3).
+        if (isRecord(payload) && isRecord(payload['seqs'])) ack({ ok: true });
+        else ack({ ok: false, error: { code: ErrorCode.BadRequest, message: 'received expects an object { seqs: { [subscription id]: seq } }' } });
+        return;
       default:
-        ack({ ok: false, error: { code: ErrorCode.BadRequest, message: `unknown event ${event}` } });
+        ack({ ok: false, error: { code: ErrorCode.BadRequest, message: `unknown event "${event}"; protocol v1 has subscribe, unsubscribe, refresh, received` } });
     }
   }
 
-  #subscribe(payload: any, ack: (result: unknown) => void): void {
-    const pattern = payload?.pattern;
-    const invalid = patternError(pattern);
+  #refresh(payload: unknown, ack: (result: unknown) => void): void {
+    const token = isRecord(payload) ? payload['token'] : undefined;
+    this.gateway.refreshTokens.push(token as string);
+    if (typeof token !== 'string') {
+      ack({ ok: false, error: { code: ErrorCode.BadRequest, message: 'refresh expects an object { token: string }' } });
+      return;
+    }
+    const refused = this.gateway.authorize(token) ?? (this.gateway.sameSubOnRefresh && subOf(token) !== subOf(this.token) ? 'a refreshed token must have the same sub as the connection\'s token' : null);
+    if (refused !== null) {
+      ack({ ok: false, error: { code: ErrorCode.Unauthorized, message: refused } });
+      return;
+    }
+    this.token = token;
+    // As the gateway does, before the ack: every live subscription is authorized again under the new token.
+    for (const sub of [...this.subscriptions.values()]) {
+      if (this.gateway.allows(token, sub.pattern) !== null) this.gateway.end(sub, 'forbidden');
+    }
+    ack({ ok: true });
+  }
+
+  #subscribe(payload: unknown, ack: (result: unknown) => void): void {
+    // The gateway's checks, in its order (docs/protocol.md §4.1).
+    const expected = 'subscribe expects an object { pattern: string }';
+    if (!isRecord(payload)) return ack({ ok: false, error: { code: ErrorCode.BadRequest, message: expected } });
+    const pattern = payload['pattern'];
+    if (typeof pattern !== 'string') return ack({ ok: false, error: { code: ErrorCode.BadRequest, message: `${expected}; "pattern" is missing or not a string` } });
+    const invalid = patternError(pattern) ?? patternCostError(canonicalPattern(pattern));
     if (invalid !== null) {
       ack({ ok: false, error: { code: ErrorCode.InvalidPattern, message: invalid } });
+      return;
+    }
+    if (this.subscriptions.size + this.#declaring >= this.gateway.maxSubscriptions) {
+      ack({ ok: false, error: { code: ErrorCode.LimitExceeded, message: `at most ${this.gateway.maxSubscriptions} subscriptions per connection; unsubscribe from one first` } });
+      return;
+    }
+    const forbidden = this.gateway.allows(this.token, pattern);
+    if (forbidden !== null) {
+      ack({ ok: false, error: { code: ErrorCode.Forbidden, message: forbidden } });
       return;
     }
     const refusal = this.gateway.hooks.refuseSubscribe?.(pattern, this) ?? null;
@@ -296,12 +380,14 @@ export class FakeConnection {
     }
     const sub: FakeSubscription = { id: this.gateway.nextSubscriptionId(), pattern, connection: this, seq: 0 };
     const finish = () => {
+      this.#declaring--;
       if (!this.alive) return;
       this.subscriptions.set(sub.id, sub);
       this.gateway.hooks.beforeAck?.(sub);
       ack({ ok: true, id: sub.id });
       this.gateway.hooks.afterAck?.(sub);
     };
+    this.#declaring++;
     const delay = this.gateway.hooks.delaySubscribeAck?.(pattern);
     if (delay === undefined) finish();
     else void delay.then(finish);

@@ -7,7 +7,7 @@ import { runDemo } from '../../server/src/demo/run-demo.js';
 import type { SimulatorOptions } from '../../server/src/demo/ci-simulator.js';
 import type { Build, LogChunk } from '../../server/src/demo/model.js';
 import type { RunningGateway } from '../../server/src/server.js';
-import { deleteExchange, requireBroker, TEST_AMQP_URL, uniqueName } from '../../server/test/support/broker.js';
+import { deleteExchange, eventually, gatewayQueues, requireBroker, TEST_AMQP_URL, uniqueName, type QueueInfo } from '../../server/test/support/broker.js';
 
 export type { Build };
 
@@ -20,8 +20,12 @@ export const SLOW_CI: SimulatorOptions = { maxRunning: 3, newBuildEveryMs: 800, 
 export interface Demo {
   readonly gateway: RunningGateway;
   readonly url: string;
-  /** Prefix of every queue this demo's gateway declares (`topicgate.<gatewayId>.`). */
+  /** The demo's topic exchange (its own, deleted when it closes). */
+  readonly exchange: string;
+  /** Prefix of the transient queues this demo's gateway declares (`topicgate.<gatewayId>.`). */
   readonly queuePrefix: string;
+  /** This demo's queues on the broker: transient ones by prefix, resumable ones (the demo's default) by their binding to its exchange. */
+  queues(): Promise<QueueInfo[]>;
   builds(): Promise<Build[]>;
   build(id: number): Promise<Build>;
   /** The whole log of a build, line 0 first. */
@@ -54,7 +58,9 @@ export async function startDemo(options: { chaos?: boolean; simulator?: Simulato
   const demo: Demo = {
     gateway,
     url: gateway.url,
+    exchange,
     queuePrefix: gateway.queuePrefix,
+    queues: () => gatewayQueues(gateway.queuePrefix, exchange),
     builds: () => getJson<Build[]>('/api/builds'),
     build: (id) => getJson<Build>(`/api/builds/${id}`),
     logLines: async (id) => {
@@ -85,11 +91,7 @@ export const isFinished = (build: Pick<Build, 'state'>): boolean => build.state 
 
 /** Waits for a build that matches, as the REST API reports it. */
 export async function waitForBuild(demo: Demo, what: string, match: (build: Build) => boolean, timeoutMs = 20_000): Promise<Build> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = (await demo.builds()).find(match);
-    if (found) return found;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for a build: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  let found: Build | undefined;
+  await eventually(async () => (found = (await demo.builds()).find(match)) !== undefined, `a build: ${what}`, timeoutMs);
+  return found!;
 }

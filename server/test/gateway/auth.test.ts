@@ -7,29 +7,18 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import jwt from 'jsonwebtoken';
 import { io } from 'socket.io-client';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { mintToken } from '../../src/auth/token-verifier.js';
-import { eventually, listQueues, requireBroker } from '../support/broker.js';
+import { listQueues } from '../support/broker.js';
 import { CLI_PATH } from '../support/child-gateway.js';
-import { connectClient, startTestGateway, stopTestGateways, type TestClient, type TestGateway } from '../support/gateway.js';
+import { describe, eventually, expect, test as it, TEST_SECRET as SECRET, withAuth } from '../support/kit.js';
 
-const SECRET = 'test-secret-that-is-long-enough-for-hs256';
-let gateway: TestGateway;
-const clients: TestClient[] = [];
-
-function token(claims: { sub?: string; topics?: string[] } = {}, ttlSeconds = 3600): string {
-  return mintToken({ secret: SECRET, sub: claims.sub ?? 'alice', topics: claims.topics ?? ['builds.#', 'logs.#'], ttlSeconds });
-}
-
-async function client(t: string): Promise<TestClient> {
-  const c = await connectClient(gateway.url, t);
-  clients.push(c);
-  return c;
-}
+it.override({
+  gatewayConfig: withAuth({ maxConnectionsPerSubject: 3, corsOrigins: ['https://app.example'] }),
+  tokenDefaults: { sub: 'alice', topics: ['builds.#', 'logs.#'] },
+});
 
 /** Connects expecting a refusal; resolves with `connect_error`'s data. */
-async function refusal(t: unknown): Promise<{ code: string; message: string }> {
-  const socket = io(gateway.url, { auth: { token: t }, transports: ['websocket'], reconnection: false, forceNew: true });
+async function refusal(url: string, t: unknown): Promise<{ code: string; message: string }> {
+  const socket = io(url, { auth: { token: t }, transports: ['websocket'], reconnection: false, forceNew: true });
   try {
     return await new Promise((resolve, reject) => {
       socket.once('connect', () => reject(new Error('the gateway accepted the connection')));
@@ -40,28 +29,19 @@ async function refusal(t: unknown): Promise<{ code: string; message: string }> {
   }
 }
 
-beforeAll(async () => {
-  await requireBroker();
-  gateway = await startTestGateway({ jwt: { secret: SECRET, algorithms: ['HS256'] }, maxConnectionsPerSubject: 3, corsOrigins: ['https://app.example'] });
-});
-afterEach(() => {
-  for (const c of clients.splice(0)) c.close();
-});
-afterAll(stopTestGateways);
-
 describe('the handshake', () => {
-  it('accepts a valid token', async () => {
-    const c = await client(token());
+  it('accepts a valid token', async ({ gateway, connect, token }) => {
+    const c = await connect(gateway.url, token());
     expect(c.socket.connected).toBe(true);
   });
 
-  it.each([
+  it.for([
     ['no token', undefined, /token/i],
     ['an expired token', jwt.sign({ sub: 'a', topics: [], exp: Math.floor(Date.now() / 1000) - 60 }, SECRET), /expired/],
     ['a token signed with another secret', jwt.sign({ sub: 'a', topics: [] }, 'another-secret', { expiresIn: 60 }), /signature/],
     ['garbage', 'not.a.jwt', /malformed|invalid/i],
-  ])('refuses %s with connect_error unauthorized and says why', async (_, t, why) => {
-    const data = await refusal(t);
+  ] as const)('refuses %s with connect_error unauthorized and says why', async ([, t, why], { gateway }) => {
+    const data = await refusal(gateway.url, t);
     expect(data.code).toBe('unauthorized');
     expect(data.message).toMatch(why);
     expect(data.message).not.toContain(SECRET);
@@ -69,24 +49,24 @@ describe('the handshake', () => {
 });
 
 describe('topic authorization', () => {
-  it('allows patterns the token\'s topics contain and refuses others with forbidden', async () => {
-    const c = await client(token({ topics: ['builds.#', 'logs.*.append'] }));
+  it('allows patterns the token\'s topics contain and refuses others with forbidden', async ({ gateway, connect, token }) => {
+    const c = await connect(gateway.url, token({ topics: ['builds.#', 'logs.*.append'] }));
     expect(await c.subscribe('builds.*.finished')).toMatchObject({ ok: true });
     expect(await c.subscribe('logs.7.append')).toMatchObject({ ok: true });
     expect(await c.subscribe('logs.#')).toEqual({ ok: false, error: { code: 'forbidden', message: expect.stringContaining('logs.#') } });
     expect(await c.subscribe('#')).toMatchObject({ ok: false, error: { code: 'forbidden' } });
   });
 
-  it('a token without topics connects but may subscribe to nothing', async () => {
-    const c = await client(mintToken({ secret: SECRET, sub: 'bob', topics: [], ttlSeconds: 60 }));
+  it('a token without topics connects but may subscribe to nothing', async ({ gateway, connect, token }) => {
+    const c = await connect(gateway.url, token({ sub: 'bob', topics: [], ttl: 60 }));
     expect(await c.subscribe('builds.1.finished')).toMatchObject({ ok: false, error: { code: 'forbidden' } });
   });
 });
 
 describe('token lifetime', () => {
-  it('disconnects at exp without a refresh and deletes the socket\'s queues', async () => {
+  it('disconnects at exp without a refresh and deletes the socket\'s queues', async ({ gateway, connect, token }) => {
     // Long enough for rabbitmqctl to see the queue on a loaded machine before the token runs out.
-    const c = await client(token({}, 5));
+    const c = await connect(gateway.url, token({ ttl: 5 }));
     const disconnected = new Promise<string>((resolve) => c.socket.once('disconnect', resolve));
     const id = await c.mustSubscribe('builds.#');
     expect(await listQueues(`${gateway.queuePrefix}${id}`)).toHaveLength(1);
@@ -94,8 +74,8 @@ describe('token lifetime', () => {
     await eventually(async () => (await listQueues(`${gateway.queuePrefix}${id}`)).length === 0, 'queue deleted after expiry');
   });
 
-  it('refresh replaces the token: subscriptions it no longer allows end with unsubscribed forbidden and lose their queues', async () => {
-    const c = await client(token({ topics: ['builds.#'] }));
+  it('refresh replaces the token: subscriptions it no longer allows end with unsubscribed forbidden and lose their queues', async ({ gateway, connect, token }) => {
+    const c = await connect(gateway.url, token({ topics: ['builds.#'] }));
     const kept = await c.mustSubscribe('builds.1.*');
     const revoked = await c.mustSubscribe('builds.#');
     expect(await c.emitWithAck('refresh', { token: token({ topics: ['builds.1.#'] }) })).toEqual({ ok: true });
@@ -106,10 +86,10 @@ describe('token lifetime', () => {
     expect(await c.subscribe('builds.2.finished')).toMatchObject({ ok: false, error: { code: 'forbidden' } });
   });
 
-  it('a refresh keeps the connection past the first token\'s exp', async () => {
-    const c = await client(token({}, 2));
+  it('a refresh keeps the connection past the first token\'s exp', async ({ gateway, connect, token }) => {
+    const c = await connect(gateway.url, token({ ttl: 2 }));
     const id = await c.mustSubscribe('logs.#');
-    expect(await c.emitWithAck('refresh', { token: token({}, 60) })).toEqual({ ok: true });
+    expect(await c.emitWithAck('refresh', { token: token({ ttl: 60 }) })).toEqual({ ok: true });
     // Let the first token's exp pass: the time itself is what is under test.
     await new Promise((resolve) => setTimeout(resolve, 3000));
     expect(c.socket.connected).toBe(true);
@@ -117,8 +97,8 @@ describe('token lifetime', () => {
     await c.messages.waitFor((m) => m.id === id);
   });
 
-  it('refuses a refresh with an invalid token, or one for another subject, and keeps the connection as it was', async () => {
-    const c = await client(token());
+  it('refuses a refresh with an invalid token, or one for another subject, and keeps the connection as it was', async ({ gateway, connect, token }) => {
+    const c = await connect(gateway.url, token());
     const id = await c.mustSubscribe('logs.#');
     expect(await c.emitWithAck('refresh', { token: 'garbage' })).toMatchObject({ ok: false, error: { code: 'unauthorized' } });
     expect(await c.emitWithAck('refresh', { token: token({ sub: 'mallory' }) })).toEqual({
@@ -132,26 +112,22 @@ describe('token lifetime', () => {
 });
 
 describe('limits and CORS', () => {
-  it('refuses a connection past the per-subject limit with limit_exceeded, and accepts again after one closes', async () => {
+  it('refuses a connection past the per-subject limit with limit_exceeded, and accepts again after one closes', async ({ gateway, connect, token }) => {
     const t = token({ sub: 'carol' });
-    const three = [await client(t), await client(t), await client(t)];
-    expect(await refusal(t)).toEqual({ code: 'limit_exceeded', message: expect.stringContaining('at most 3 connections') });
+    const three = [await connect(gateway.url, t), await connect(gateway.url, t), await connect(gateway.url, t)];
+    expect(await refusal(gateway.url, t)).toEqual({ code: 'limit_exceeded', message: expect.stringContaining('at most 3 connections') });
     three[0]!.close();
-    await eventually(async () => {
-      const c = await connectClient(gateway.url, t).catch(() => null);
-      if (c) clients.push(c);
-      return c !== null;
-    }, 'a slot frees up');
+    await eventually(async () => (await connect(gateway.url, t).catch(() => null)) !== null, 'a slot frees up');
   });
 
-  it('answers HTTP requests from allowed origins only with CORS headers', async () => {
+  it('answers HTTP requests from allowed origins only with CORS headers', async ({ gateway }) => {
     const allowed = await fetch(`${gateway.url}/healthz`, { headers: { origin: 'https://app.example' } });
     expect(allowed.headers.get('access-control-allow-origin')).toBe('https://app.example');
     const other = await fetch(`${gateway.url}/healthz`, { headers: { origin: 'https://evil.example' } });
     expect(other.headers.get('access-control-allow-origin')).toBeNull();
   });
 
-  it('refuses WebSocket connections from other origins, which CORS headers alone would not stop', async () => {
+  it('refuses WebSocket connections from other origins, which CORS headers alone would not stop', async ({ gateway, token }) => {
     const connects = (origin: string) => {
       const socket = io(gateway.url, { auth: { token: token() }, transports: ['websocket'], reconnection: false, forceNew: true, extraHeaders: { origin } });
       return new Promise<boolean>((resolve) => {
@@ -165,7 +141,7 @@ describe('limits and CORS', () => {
 });
 
 describe('topicgate token', () => {
-  it('mints a token the gateway accepts, with the topics asked for', async () => {
+  it('mints a token the gateway accepts, with the topics asked for', async ({ gateway, connect, token }) => {
     const { stdout } = await promisify(execFile)(process.execPath, [CLI_PATH, 'token', '--sub', 'dave', '--topics', 'builds.#,logs.7.*', '--ttl', '10m'], {
       env: { ...process.env, TOPICGATE_JWT_SECRET: SECRET },
     });
@@ -173,7 +149,7 @@ describe('topicgate token', () => {
     const claims = jwt.verify(minted, SECRET) as { sub: string; topics: string[]; exp: number; iat: number };
     expect(claims).toMatchObject({ sub: 'dave', topics: ['builds.#', 'logs.7.*'] });
     expect(claims.exp - claims.iat).toBe(600);
-    const c = await client(minted);
+    const c = await connect(gateway.url, minted);
     expect(await c.subscribe('logs.7.append')).toMatchObject({ ok: true });
     expect(await c.subscribe('logs.8.append')).toMatchObject({ ok: false, error: { code: 'forbidden' } });
   });

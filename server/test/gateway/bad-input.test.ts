@@ -3,37 +3,22 @@
  * error (or is dropped with a log line), loses nothing, and the gateway keeps
  * serving everyone else.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { listQueues, requireBroker } from '../support/broker.js';
-import { connectClient, startTestGateway, stopTestGateways, type TestClient, type TestGateway } from '../support/gateway.js';
+import { listQueues } from '../support/broker.js';
+import { connectClient, describe, expect, test, type TestClient } from '../support/kit.js';
 
-let gateway: TestGateway;
-let bystander: TestClient;
-let bystanderId: string;
-const clients: TestClient[] = [];
-
-async function client(): Promise<TestClient> {
-  const c = await connectClient(gateway.url);
-  clients.push(c);
-  return c;
-}
-
-beforeAll(async () => {
-  await requireBroker();
-  gateway = await startTestGateway({ maxSubscriptions: 5 });
-  bystander = await connectClient(gateway.url);
-  bystanderId = await bystander.mustSubscribe('bystander.#');
+/** A well-behaved client subscribed to `bystander.#` for the whole file. */
+const it = test.extend('bystander', { scope: 'file', auto: true }, async ({ gateway }, { onCleanup }): Promise<{ client: TestClient; id: string }> => {
+  const client = await connectClient(gateway.url);
+  onCleanup(() => client.close());
+  return { client, id: await client.mustSubscribe('bystander.#') };
 });
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
-  // After every kind of abuse, a well-behaved client is still served.
-  const n = bystander.messages.items.length;
+it.override({ gatewayConfig: { maxSubscriptions: 5 } });
+
+// After every kind of abuse, a well-behaved client is still served.
+it.afterEach(async ({ gateway, bystander }) => {
+  const n = bystander.client.messages.items.length;
   await gateway.mq.produce('bystander.ping', { n });
-  await bystander.messages.waitFor((m) => m.id === bystanderId && m.body.n === n);
-});
-afterAll(async () => {
-  bystander.close();
-  await stopTestGateways();
+  await bystander.client.messages.waitFor((m) => m.id === bystander.id && m.body.n === n);
 });
 
 describe('invalid patterns are refused with invalid_pattern before reaching the broker', () => {
@@ -45,8 +30,7 @@ describe('invalid patterns are refused with invalid_pattern before reaching the 
     ['a trailing dot', 'builds.', /empty word/],
     ['a space', 'builds 1', /invalid word/],
   ];
-  it.each(cases)('%s', async (_, pattern, message) => {
-    const c = await client();
+  it.for(cases)('%s', async ([, pattern, message], { gateway, client: c }) => {
     const ack = await c.subscribe(pattern);
     expect(ack).toEqual({ ok: false, error: { code: 'invalid_pattern', message: expect.stringMatching(message) } });
     expect(await listQueues(gateway.queuePrefix)).toHaveLength(1); // only the bystander's
@@ -54,13 +38,12 @@ describe('invalid patterns are refused with invalid_pattern before reaching the 
 });
 
 describe('malformed payloads', () => {
-  it.each([
+  it.for([
     ['a bare string', 'builds.#'],
     ['null', null],
     ['an array', ['builds.#']],
     ['a number', 7],
-  ])('subscribe with %s gets bad_request', async (_, payload) => {
-    const c = await client();
+  ] as const)('subscribe with %s gets bad_request', async ([, payload], { client: c }) => {
     expect(await c.emitWithAck('subscribe', payload)).toEqual({
       ok: false,
       error: { code: 'bad_request', message: expect.stringContaining('{ pattern: string }') },
@@ -68,41 +51,36 @@ describe('malformed payloads', () => {
   });
 
   // A pattern field that is missing or not a string is a malformed payload (docs/protocol.md §4.1), not a bad pattern.
-  it.each([
+  it.for([
     ['{}', {}, /"pattern" is missing/],
     ['a misspelt key { patern }', { patern: 'builds.#' }, /"pattern" is missing/],
     ['a number as the pattern', { pattern: 42 }, /"pattern" must be a string, got a number/],
     ['null as the pattern', { pattern: null }, /"pattern" must be a string, got null/],
     ['an array as the pattern', { pattern: ['builds.#'] }, /"pattern" must be a string, got an array/],
-  ])('subscribe with %s gets bad_request, not invalid_pattern', async (_, payload, detail) => {
-    const c = await client();
+  ] as const)('subscribe with %s gets bad_request, not invalid_pattern', async ([, payload, detail], { gateway, client: c }) => {
     const ack = await c.emitWithAck('subscribe', payload);
     expect(ack).toEqual({ ok: false, error: { code: 'bad_request', message: expect.stringContaining('{ pattern: string }') } });
     expect(ack.error.message).toMatch(detail);
     expect(await listQueues(gateway.queuePrefix)).toHaveLength(1); // only the bystander's
   });
 
-  it('unsubscribe without an id gets bad_request; an unknown id gets unknown_subscription', async () => {
-    const c = await client();
+  it('unsubscribe without an id gets bad_request; an unknown id gets unknown_subscription', async ({ client: c }) => {
     expect(await c.emitWithAck('unsubscribe', { nope: 1 })).toMatchObject({ ok: false, error: { code: 'bad_request' } });
     expect(await c.unsubscribe('s-never')).toMatchObject({ ok: false, error: { code: 'unknown_subscription' } });
   });
 
-  it('cannot unsubscribe another socket\'s subscription', async () => {
-    const c = await client();
-    expect(await c.unsubscribe(bystanderId)).toMatchObject({ ok: false, error: { code: 'unknown_subscription' } });
+  it('cannot unsubscribe another socket\'s subscription', async ({ bystander, client: c }) => {
+    expect(await c.unsubscribe(bystander.id)).toMatchObject({ ok: false, error: { code: 'unknown_subscription' } });
   });
 
-  it('an unknown event with a callback gets bad_request naming the protocol\'s events', async () => {
-    const c = await client();
+  it('an unknown event with a callback gets bad_request naming the protocol\'s events', async ({ client: c }) => {
     expect(await c.emitWithAck('subscribe_all', { pattern: '#' })).toEqual({
       ok: false,
-      error: { code: 'bad_request', message: 'unknown event "subscribe_all"; protocol v1 has subscribe, unsubscribe, refresh' },
+      error: { code: 'bad_request', message: 'unknown event "subscribe_all"; protocol v1 has subscribe, unsubscribe, refresh, received' },
     });
   });
 
-  it('events without a callback are ignored and the socket stays usable', async () => {
-    const c = await client();
+  it('events without a callback are ignored and the socket stays usable', async ({ gateway, client: c }) => {
     c.socket.emit('subscribe', { pattern: 'no.ack' });
     c.socket.emit('whatever', 1, 2, 3);
     const id = await c.mustSubscribe('still.works');
@@ -111,8 +89,7 @@ describe('malformed payloads', () => {
     expect(await listQueues(gateway.queuePrefix)).toHaveLength(2);
   });
 
-  it('more subscriptions than the limit get limit_exceeded', async () => {
-    const c = await client();
+  it('more subscriptions than the limit get limit_exceeded', async ({ client: c }) => {
     for (let i = 0; i < 5; i++) await c.mustSubscribe(`limit.${i}`);
     expect(await c.subscribe('limit.6')).toEqual({
       ok: false,

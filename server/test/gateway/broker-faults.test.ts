@@ -3,14 +3,13 @@
  * that the test cuts or freezes, `rabbitmqctl close_connection`, queues
  * deleted from outside, and broker-side errors injected on one subscription.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { addBrokerUser, channelCount, closeConnections, deleteBrokerUser, deleteQueueAsOperator, eventually, listQueues, requireBroker, testAmqpUrlAs, uniqueName, withAdminChannel } from '../support/broker.js';
-import { connectClient, startTestGateway, stopTestGateways, type TestClient, type TestGateway } from '../support/gateway.js';
+import { startTestGateway, stopTestGateways, type TestGateway } from '../support/gateway.js';
+import { describe, expect, test as it } from '../support/kit.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import type { AmqpConnector } from '../../src/mq/amqp.js';
 
 const proxies: TcpProxy[] = [];
-const clients: TestClient[] = [];
 
 async function gatewayBehindProxy(heartbeat = 15): Promise<{ gateway: TestGateway; proxy: TcpProxy }> {
   const proxy = await TcpProxy.start();
@@ -19,27 +18,20 @@ async function gatewayBehindProxy(heartbeat = 15): Promise<{ gateway: TestGatewa
   return { gateway, proxy };
 }
 
-async function client(url: string): Promise<TestClient> {
-  const c = await connectClient(url);
-  clients.push(c);
-  return c;
-}
-
 async function readyStatus(gateway: TestGateway): Promise<number> {
   return (await fetch(`${gateway.url}/readyz`)).status;
 }
 
-beforeAll(requireBroker);
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
+it.beforeAll(requireBroker);
+it.afterEach(async () => {
   await stopTestGateways();
   for (const proxy of proxies.splice(0)) await proxy.close();
 });
 
 describe('when the broker connection is lost', () => {
-  it('stays up, turns unready, answers subscribes with unavailable, then reconnects, re-declares the same queue and sends resync', async () => {
+  it('stays up, turns unready, answers subscribes with unavailable, then reconnects, re-declares the same queue and sends resync', async ({ connect }) => {
     const { gateway, proxy } = await gatewayBehindProxy();
-    const c = await client(gateway.url);
+    const c = await connect(gateway.url);
     const id = await c.mustSubscribe('builds.#');
     await gateway.mq.produce('builds.1.finished', { n: 1 });
     await c.messages.waitForCount(1);
@@ -61,9 +53,9 @@ describe('when the broker connection is lost', () => {
     expect(second).toEqual({ id, key: 'builds.2.finished', body: { n: 2 }, seq: 2 });
   });
 
-  it('recovers the same way when an operator closes its connection with rabbitmqctl', async () => {
+  it('recovers the same way when an operator closes its connection with rabbitmqctl', async ({ connect }) => {
     const gateway = await startTestGateway();
-    const c = await client(gateway.url);
+    const c = await connect(gateway.url);
     const a = await c.mustSubscribe('a.#');
     const b = await c.mustSubscribe('b.#');
     await closeConnections(gateway.connectionName, 'test: operator closed the connection');
@@ -74,13 +66,13 @@ describe('when the broker connection is lost', () => {
     expect((await c.messages.waitFor((m) => m.id === b)).seq).toBe(1);
   });
 
-  it('starts unready when the broker is unreachable and becomes ready once it is there', async () => {
+  it('starts unready when the broker is unreachable and becomes ready once it is there', async ({ connect }) => {
     const proxy = await TcpProxy.start();
     proxies.push(proxy);
     proxy.cut();
     const gateway = await startTestGateway({ amqpUrls: [proxy.amqpUrl()] });
     expect(await readyStatus(gateway)).toBe(503);
-    const c = await client(gateway.url);
+    const c = await connect(gateway.url);
     expect(await c.subscribe('early.#')).toMatchObject({ ok: false, error: { code: 'unavailable' } });
     proxy.restore();
     await eventually(async () => (await readyStatus(gateway)) === 200, '/readyz turns 200 once connected');
@@ -89,14 +81,14 @@ describe('when the broker connection is lost', () => {
     await c.messages.waitFor((m) => m.id === id);
   });
 
-  it('tries each URL of a list in turn', async () => {
+  it('tries each URL of a list in turn', async ({ connect }) => {
     const dead = await TcpProxy.start();
     proxies.push(dead);
     dead.cut();
     const live = await TcpProxy.start();
     proxies.push(live);
     const gateway = await startTestGateway({ amqpUrls: [dead.amqpUrl(), live.amqpUrl()] });
-    const c = await client(gateway.url);
+    const c = await connect(gateway.url);
     const id = await c.mustSubscribe('x.#');
     // Now the live node dies and the dead one comes back.
     dead.restore();
@@ -106,10 +98,10 @@ describe('when the broker connection is lost', () => {
     await c.messages.waitFor((m) => m.id === id);
   });
 
-  it('detects a silent broker within two heartbeat intervals', async () => {
+  it('detects a silent broker within two heartbeat intervals', async ({ connect }) => {
     const heartbeat = 1;
     const { gateway, proxy } = await gatewayBehindProxy(heartbeat);
-    const c = await client(gateway.url);
+    const c = await connect(gateway.url);
     const id = await c.mustSubscribe('quiet.#');
     proxy.freeze();
     const frozenAt = Date.now();
@@ -124,12 +116,12 @@ describe('when the broker connection is lost', () => {
 });
 
 describe('a broker error on one subscription ends only that subscription', () => {
-  it('a queue deleted from outside gives unsubscribed queue_deleted; other subscriptions keep receiving and no channel leaks', async () => {
+  it('a queue deleted from outside gives unsubscribed queue_deleted; other subscriptions keep receiving and no channel leaks', async ({ connect }) => {
     const gateway = await startTestGateway();
-    const c = await client(gateway.url);
+    const c = await connect(gateway.url);
     const doomed = await c.mustSubscribe('doomed.#');
     const kept = await c.mustSubscribe('kept.#');
-    const other = await client(gateway.url);
+    const other = await connect(gateway.url);
     const otherId = await other.mustSubscribe('kept.#');
     const channelsBefore = await channelCount(gateway.connectionName);
 
@@ -143,9 +135,9 @@ describe('a broker error on one subscription ends only that subscription', () =>
     expect(await c.unsubscribe(doomed)).toMatchObject({ ok: false, error: { code: 'unknown_subscription' } });
   });
 
-  it('a subscribe the broker refuses (RESOURCE_LOCKED) fails alone, leaving no channel and no queue', async () => {
+  it('a subscribe the broker refuses (RESOURCE_LOCKED) fails alone, leaving no channel and no queue', async ({ connect }) => {
     const gateway = await startTestGateway();
-    const c = await client(gateway.url);
+    const c = await connect(gateway.url);
     const first = await c.mustSubscribe('lock.#');
     const channelsBefore = await channelCount(gateway.connectionName);
     // White-box: subscription ids are a base-36 counter, so the next queue name is known.
@@ -164,19 +156,19 @@ describe('a broker error on one subscription ends only that subscription', () =>
     expect((await listQueues(gateway.queuePrefix)).map((q) => q.name)).toEqual([`${gateway.queuePrefix}${first}`]);
   });
 
-  it('an exchange deleted from outside is declared again on the next subscribe', async () => {
+  it('an exchange deleted from outside is declared again on the next subscribe', async ({ connect }) => {
     const gateway = await startTestGateway();
-    const c = await client(gateway.url);
+    const c = await connect(gateway.url);
     await withAdminChannel((ch) => ch.deleteExchange(gateway.exchange));
     const id = await c.mustSubscribe('again.#');
     await gateway.mq.produce('again.1', {});
     await c.messages.waitFor((m) => m.id === id);
   });
 
-  it('a consumer channel killed by a broker error sends resync interrupted to exactly its subscriptions, whose seq then continues', async () => {
+  it('a consumer channel killed by a broker error sends resync interrupted to exactly its subscriptions, whose seq then continues', async ({ connect }) => {
     const gateway = await startTestGateway();
-    const a = await client(gateway.url);
-    const b = await client(gateway.url);
+    const a = await connect(gateway.url);
+    const b = await connect(gateway.url);
     // Consumers share channels 100 at a time: a's 100 fill the first, b's one opens a second.
     const aIds: string[] = [];
     for (let i = 0; i < 100; i++) aIds.push(await a.mustSubscribe('chan.#'));
@@ -205,14 +197,14 @@ describe('a broker error on one subscription ends only that subscription', () =>
     expect((await listQueues(gateway.queuePrefix)).length).toBe(101);
   });
 
-  it('a subscribe the broker will always refuse (no configure permission on the queue) is answered refused, not unavailable, and leaves no queue', async () => {
+  it('a subscribe the broker will always refuse (no configure permission on the queue) is answered refused, not unavailable, and leaves no queue', async ({ connect }) => {
     const user = uniqueName('tg-noconf');
     const password = uniqueName('pw');
     // May declare the gateway's exchange, not its queues.
     await addBrokerUser(user, password, { configure: '^topicgate-test-', write: '.*', read: '.*' });
     try {
       const gateway = await startTestGateway({ amqpUrls: [testAmqpUrlAs(user, password)] });
-      const c = await client(gateway.url);
+      const c = await connect(gateway.url);
       const ack = await c.subscribe('refused.#');
       expect(ack).toEqual({ ok: false, error: { code: 'refused', message: expect.stringMatching(/will refuse it again; an operator must act/) } });
       expect(JSON.stringify(ack)).not.toMatch(/ACCESS_REFUSED|vhost|topicgate\./);

@@ -2,30 +2,11 @@
  * Protocol v1 on a real gateway and RabbitMQ: what a browser subscribing to a
  * pattern can rely on.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { listQueues, publishRaw, requireBroker } from '../support/broker.js';
-import { connectClient, startTestGateway, stopTestGateways, type TestClient, type TestGateway } from '../support/gateway.js';
-
-let gateway: TestGateway;
-const clients: TestClient[] = [];
-async function client(): Promise<TestClient> {
-  const c = await connectClient(gateway.url);
-  clients.push(c);
-  return c;
-}
-
-beforeAll(async () => {
-  await requireBroker();
-  gateway = await startTestGateway();
-});
-afterEach(() => {
-  for (const c of clients.splice(0)) c.close();
-});
-afterAll(stopTestGateways);
+import { listQueues } from '../support/broker.js';
+import { describe, expect, publishRaw, test as it } from '../support/kit.js';
 
 describe('subscribing to a pattern', () => {
-  it('delivers messages published after the ack, with id, key, body and seq 1, 2, 3; others are not delivered', async () => {
-    const c = await client();
+  it('delivers messages published after the ack, with id, key, body and seq 1, 2, 3; others are not delivered', async ({ gateway, client: c }) => {
     const id = await c.mustSubscribe('builds.*.finished');
     await gateway.mq.produce('builds.1.started', { id: 1 });
     await gateway.mq.produce('builds.1.finished', { id: 1, result: 'success' });
@@ -44,9 +25,8 @@ describe('subscribing to a pattern', () => {
     expect(c.messages.items.map((m) => m.key)).not.toContain('builds.1.started');
   });
 
-  it('gives every client with a matching pattern its own copy, and one copy per matching subscription on a socket', async () => {
-    const a = await client();
-    const b = await client();
+  it('gives every client with a matching pattern its own copy, and one copy per matching subscription on a socket', async ({ gateway, client: a, connect }) => {
+    const b = await connect(gateway.url);
     const aAll = await a.mustSubscribe('logs.#');
     const aSeven = await a.mustSubscribe('logs.7.*');
     const bSeven = await b.mustSubscribe('*.7.append');
@@ -58,8 +38,7 @@ describe('subscribing to a pattern', () => {
     expect(b.deliveriesFor(bSeven)).toEqual([{ id: bSeven, key: 'logs.7.append', body: { line: 1 }, seq: 1 }]);
   });
 
-  it('keeps seq contiguous per subscription across batches', async () => {
-    const c = await client();
+  it('keeps seq contiguous per subscription across batches', async ({ gateway, client: c }) => {
     const id = await c.mustSubscribe('seq.#');
     const count = 500;
     await Promise.all(Array.from({ length: count }, (_, n) => gateway.mq.produce('seq.x', { n })));
@@ -68,8 +47,7 @@ describe('subscribing to a pattern', () => {
     expect(received.every((m) => m.id === id)).toBe(true);
   });
 
-  it('relays keys and bodies with characters that need escaping exactly as published', async () => {
-    const c = await client();
+  it('relays keys and bodies with characters that need escaping exactly as published', async ({ gateway, client: c }) => {
     const id = await c.mustSubscribe('#');
     const body = { text: 'quote " backslash \\ newline \n unicode é \u2028 emoji 🎉', nested: { '"k"': [1.5e300, -0, null] } };
     // Routing keys from other publishers are not checked by topicgate; they must still arrive intact.
@@ -78,8 +56,7 @@ describe('subscribing to a pattern', () => {
     expect(message).toEqual({ id, key: 'weird"key\\.ü', body: JSON.parse(JSON.stringify(body)), seq: 1 });
   });
 
-  it('drops a non-JSON body from a buggy publisher and keeps delivering the next messages', async () => {
-    const c = await client();
+  it('drops a non-JSON body from a buggy publisher and keeps delivering the next messages', async ({ gateway, client: c }) => {
     const id = await c.mustSubscribe('buggy.#');
     await publishRaw(gateway.exchange, 'buggy.1', 'this is not json');
     await publishRaw(gateway.exchange, 'buggy.2', '[1, 2, 3]');
@@ -91,8 +68,7 @@ describe('subscribing to a pattern', () => {
 });
 
 describe('one exclusive queue per subscription, on the broker', () => {
-  it('exists while subscribed (exclusive, one consumer) and is gone when the unsubscribe ack arrives', async () => {
-    const c = await client();
+  it('exists while subscribed (exclusive, one consumer) and is gone when the unsubscribe ack arrives', async ({ gateway, client: c }) => {
     const id = await c.mustSubscribe('builds.#');
     expect(await listQueues(`${gateway.queuePrefix}${id}`)).toEqual([
       { name: `${gateway.queuePrefix}${id}`, exclusive: true, consumers: 1, messages: 0 },
@@ -103,8 +79,7 @@ describe('one exclusive queue per subscription, on the broker', () => {
     expect(await c.unsubscribe(id)).toEqual({ ok: false, error: { code: 'unknown_subscription', message: expect.stringContaining(id) } });
   });
 
-  it('stops delivering after unsubscribe, while the socket\'s other subscriptions keep receiving', async () => {
-    const c = await client();
+  it('stops delivering after unsubscribe, while the socket\'s other subscriptions keep receiving', async ({ gateway, client: c }) => {
     const gone = await c.mustSubscribe('a.#');
     const kept = await c.mustSubscribe('a.#');
     await c.unsubscribe(gone);

@@ -11,17 +11,21 @@
  *   - its channel count on the broker is back to where it was before.
  */
 import { createHmac } from 'node:crypto';
-import amqp from 'amqplib';
 import { WebSocket } from 'ws';
 import { io, type Socket, type ManagerOptions, type SocketOptions } from 'socket.io-client';
 import { expect } from 'vitest';
 import type { GatewayConfig } from '../../src/config.js';
-import { mintToken } from '../../src/auth/token-verifier.js';
-import { channelCount, eventually, listQueues, requireBroker, TEST_AMQP_URL, uniqueName } from '../support/broker.js';
+import { channelCount, listQueues, requireBroker } from '../support/broker.js';
 import type { ChildGateway } from '../support/child-gateway.js';
-import { startTestGateway, TestClient, type TestGateway } from '../support/gateway.js';
+import { startTestGateway, type TestGateway } from '../support/gateway.js';
+import { connectClient, eventually, mintTestToken, publishJson, uniqueName, type TestClaims, type TestClient } from '../support/kit.js';
 
-/** Every code an `{ ok: false }` ack may carry (docs/protocol.md §5). */
+/**
+ * Every code an `{ ok: false }` ack may carry (docs/protocol.md §5).
+ * Restated here on purpose, not imported from @topicgate/shared: this suite is
+ * a black-box restatement of the contract, so a code added to or dropped from
+ * the implementation's list must show up here as a failure, not pass silently.
+ */
 export const ACK_CODES = ['invalid_pattern', 'forbidden', 'limit_exceeded', 'unavailable', 'bad_request', 'unknown_subscription', 'unauthorized'] as const;
 
 /** Unique per run, so a message that leaks it can be spotted. */
@@ -42,15 +46,9 @@ export function craftToken(header: unknown, payload: unknown, hmacKey?: { alg: '
 
 export const now = (): number => Math.floor(Date.now() / 1000);
 
-export function token(opts: { sub?: string; topics?: string[]; ttl?: number; issuer?: string; audience?: string } = {}): string {
-  return mintToken({
-    secret: SECRET,
-    sub: opts.sub ?? uniqueName('user'),
-    topics: opts.topics ?? ['#'],
-    ttlSeconds: opts.ttl ?? 3600,
-    ...(opts.issuer !== undefined && { issuer: opts.issuer }),
-    ...(opts.audience !== undefined && { audience: opts.audience }),
-  });
+/** A token the hostile gateways (secret SECRET) accept. */
+export function token(claims: TestClaims = {}): string {
+  return mintTestToken(SECRET, claims);
 }
 
 // ---------------------------------------------------------------- connections
@@ -316,43 +314,40 @@ export class Harness {
 
   /** ping, retried while the broker is unavailable (not while it answers wrongly). */
   private async pingPatiently(deadlineMs = 30_000): Promise<void> {
-    const deadline = Date.now() + deadlineMs;
-    for (;;) {
-      try {
-        return await this.ping();
-      } catch (err) {
-        const unavailable = /unavailable|broker|channel closed|connection/i.test((err as Error).message);
-        if (!unavailable || Date.now() > deadline) throw err;
-        await new Promise((resolve) => setTimeout(resolve, 500));
-      }
-    }
+    let lastUnavailable: unknown;
+    let wrong: unknown;
+    await eventually(
+      async () => {
+        try {
+          await this.ping();
+          return true;
+        } catch (err) {
+          if (!/unavailable|broker|channel closed|connection/i.test((err as Error).message)) throw (wrong = err);
+          lastUnavailable = err;
+          return false;
+        }
+      },
+      'the bystander to be served again',
+      { timeoutMs: deadlineMs, intervalMs: 500 },
+    ).catch((err: unknown) => {
+      // A wrong answer fails at once, as itself; out of time, the last "unavailable" says more than the timeout.
+      throw err === wrong ? err : (lastUnavailable ?? err);
+    });
   }
 }
 
-export async function connect(url: string, tok?: string): Promise<TestClient> {
-  const socket = await rawConnect(url, tok === undefined ? {} : { auth: { token: tok } });
-  return new TestClient(socket);
-}
+/** The kit's client: connects with this token (none when omitted); rejects with the connect_error. */
+export const connect = connectClient;
 
 // ---------------------------------------------------------------- child gateways
 
-/** Publishes a JSON body to a child gateway's exchange (with confirms). */
-export async function publishTo(exchange: string, key: string, body: Record<string, unknown>): Promise<void> {
-  const connection = await amqp.connect(TEST_AMQP_URL);
-  try {
-    const channel = await connection.createConfirmChannel();
-    await channel.assertExchange(exchange, 'topic', { durable: true });
-    await new Promise<void>((resolve, reject) =>
-      channel.publish(exchange, key, Buffer.from(JSON.stringify(body)), { contentType: 'application/json' }, (err) => (err ? reject(err) : resolve())),
-    );
-  } finally {
-    await connection.close();
-  }
-}
+/** Publishes a JSON body to a child gateway's exchange (with confirms): the kit's publisher. */
+export const publishTo = publishJson;
 
 /** The child process is alive and answers /healthz, and logged nothing fatal. */
 export async function assertChildAlive(child: ChildGateway): Promise<void> {
-  const exited = await Promise.race([child.exited, new Promise((resolve) => setTimeout(() => resolve(null), 10))]);
+  // Node sets these when it reports the exit: no need to give `exited` time to settle.
+  const exited = child.process.exitCode ?? child.process.signalCode;
   expect(exited, `the gateway process exited; stderr tail:\n${child.stderr().slice(-3000)}`).toBeNull();
   const res = await fetch(`${child.url}/healthz`);
   expect(res.status).toBe(200);
@@ -365,15 +360,15 @@ export async function assertChildAlive(child: ChildGateway): Promise<void> {
  * briefly unreachable; a suite still fails loudly if it never comes back.
  */
 export async function waitForBroker(timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await requireBroker();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-    }
-  }
+  let lastError: unknown;
+  const reachable = () =>
+    requireBroker().then(
+      () => true,
+      (err: unknown) => ((lastError = err), false),
+    );
+  await eventually(reachable, 'RabbitMQ to be reachable', { timeoutMs, intervalMs: 1000 }).catch((err: unknown) => {
+    throw lastError ?? err;
+  });
 }
 
 // ---------------------------------------------------------------- raw socket.io frames

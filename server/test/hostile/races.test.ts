@@ -116,7 +116,8 @@ describe('disconnect races', () => {
         ),
       ),
     );
-    await sleep(20);
+    // Close once the gateway is busy with the flood (one answered; the rest in flight), not after a guessed delay.
+    await Promise.race(outcomes);
     await gw.close();
     const results = await Promise.all(outcomes);
     expect(results.filter((r) => r === 'NO ACK WHILE CONNECTED')).toEqual([]);
@@ -181,12 +182,15 @@ describe('refresh races', () => {
       else if (!ack.ok) expect(ack.error.code, r.pattern).toBe('forbidden');
     }
     const revocable = subs.filter((r) => r.pattern.startsWith('rb.') && (r.ack as { ok: boolean }).ok);
-    // Every rb subscription that was accepted is ended with unsubscribed forbidden (give the gateway time).
-    await eventually(async () => revocable.every((r) => c.unsubscribed.items.some((n) => n.id === (r.ack as { id: string }).id)), 'notices', 5_000).catch(() => undefined);
+    // Every rb subscription that was accepted is ended with unsubscribed forbidden. No wait: a refresh's
+    // notices precede its ack (docs/protocol.md §8.5), and every ack is in.
     const survivors = revocable.filter((r) => !c.unsubscribed.items.some((n) => n.id === (r.ack as { id: string }).id));
-    // Prove whether the survivors are really live: publish to their keys.
-    for (const r of survivors) await h.publish(r.pattern, { leak: r.pattern });
-    await sleep(500);
+    if (survivors.length > 0) {
+      // Already a failure; say whether the survivors are really live: publish to their keys, then a fence on ra.0 (live).
+      for (const r of survivors) await h.publish(r.pattern, { leak: r.pattern });
+      await h.publish('ra.0', { fence: 'survivors' });
+      await c.messages.waitFor((m) => m.body.fence === 'survivors');
+    }
     const leaked = survivors.map((r) => `${r.pattern} (emitted ${Number(r.pattern.split('.')[1]) > 20 ? 'after' : 'before'} the refresh; deliveries after refresh: ${c.messages.items.filter((m) => m.body.leak === r.pattern).length})`);
     expect(
       leaked,
@@ -216,10 +220,14 @@ describe('refresh races', () => {
       expect(ack.error.code).toBe('forbidden');
       return;
     }
-    // Acked before the refresh took effect: the refresh must then end it, and its queue must go.
-    await c.unsubscribed.waitFor((n) => n.id === ack.id).catch(() => undefined);
-    await eventually(async () => (await listQueues(`${h.gateway.queuePrefix}${ack.id}`)).length === 0, 'its queue is deleted').catch(() => undefined);
+    // Acked before the refresh took effect: the refresh must then have ended it and deleted its queue. No wait:
+    // a refresh's notices precede its ack (docs/protocol.md §8.5), and a notice is sent once the queue is gone (§6.3).
+    // With its queue gone (checked below) a leak has nowhere to be routed; a fence on a pattern the new token
+    // allows, published after it, bounds the wait for one a live subscription would still relay.
+    const fence = await c.mustSubscribe('ma.fence');
     await h.publish('mb.1', { leak: true });
+    await h.publish('ma.fence', { fence: true });
+    await c.messages.waitFor((m) => m.id === fence);
     expect(
       { notices: c.unsubscribed.items, queues: (await listQueues(`${h.gateway.queuePrefix}${ack.id}`)).length, deliveredAfterRefresh: c.deliveriesFor(ack.id).length },
       `subscribe acked ok (ack order: ${order.join(', ')}) for a pattern the refreshed token forbids`,
@@ -284,9 +292,10 @@ describe('expiry and reconnect races', () => {
     const flood = (async () => {
       while (!done) {
         c.socket.emit('subscribe', { pattern: `exp.${i++}` }, () => undefined);
-        await sleep(2);
+        await sleep(2); // pacing: a flood spread over the token's last moments, not a wait for anything
       }
     })();
+    // Time is what is under test here: the token's exp must pass, and the deadline bounds how late the gateway may act on it.
     expect(await Promise.race([disconnected, sleep(6_000).then(() => 'still connected 6 s after a 2 s token')])).toBe('io server disconnect');
     await flood;
     expect(i).toBeGreaterThan(10);
@@ -379,7 +388,7 @@ describe('per-subject connection limit races', () => {
       const connected = results.filter((r) => 'emit' in r) as Array<import('socket.io-client').Socket>;
       expect(connected.length, `round ${round}`).toBeLessThanOrEqual(3);
       for (const s of connected) s.disconnect();
-      await sleep(50);
+      await sleep(50); // pacing between rounds, so handshakes interleave with the server handling disconnects; nothing is awaited
     }
     await eventually(async () => {
       const again = await Promise.all(Array.from({ length: 3 }, () => attempt(t)));

@@ -4,9 +4,8 @@
  * arrive, with a bounded number of REST reloads.
  */
 import { createClient, type Client } from '@topicgate/client';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { requireBroker } from '../support/broker.js';
-import { startTestGateway, stopTestGateways, type TestGateway } from '../support/gateway.js';
+import { startTestGateway, stopTestGateways } from '../support/gateway.js';
+import { describe, expect, test } from '../support/kit.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
 interface Item {
@@ -60,29 +59,26 @@ function until(emitter: { on(event: 'change', fn: () => void): () => void }, che
   });
 }
 
-let gateway: TestGateway;
-const clients: Client[] = [];
-
-function client(url = gateway.url): Client {
-  const c = createClient({ url, token: 'unused: the test gateway runs without auth', transports: ['websocket'] });
-  clients.push(c);
-  return c;
-}
-
-beforeAll(async () => {
-  await requireBroker();
-  gateway = await startTestGateway();
+/** `sdk(url)`: an SDK client of a gateway, closed after the test. */
+const it = test.extend('sdk', async ({}, { onCleanup }) => {
+  const clients: Client[] = [];
+  onCleanup(() => {
+    for (const c of clients) c.close();
+  });
+  return (url: string): Client => {
+    const c = createClient({ url, token: 'unused: the test gateway runs without auth', transports: ['websocket'] });
+    clients.push(c);
+    return c;
+  };
 });
-afterEach(() => {
-  for (const c of clients.splice(0)) c.close();
-});
-afterAll(stopTestGateways);
+// The gateway started behind a proxy by one test; the file's own is the kit's.
+it.afterAll(stopTestGateways);
 
 describe('a live collection on a real gateway', () => {
-  it('converges after 1,000 changes to 20 resources published shuffled and with duplicates, with a bounded number of reloads', async () => {
+  it('converges after 1,000 changes to 20 resources published shuffled and with duplicates, with a bounded number of reloads', async ({ gateway, sdk }) => {
     const truth = new Truth();
     for (let id = 1; id <= 20; id++) truth.change(id);
-    const items = client().liveCollection<'items.#', Item>({ pattern: 'items.#', load: truth.load, sort: (a, b) => a.id - b.id, apply: asItem });
+    const items = sdk(gateway.url).liveCollection<'items.#', Item>({ pattern: 'items.#', load: truth.load, sort: (a, b) => a.id - b.id, apply: asItem });
     await until(items, () => items.loaded, () => 'initial load');
 
     const announcements: Item[] = [];
@@ -99,10 +95,10 @@ describe('a live collection on a real gateway', () => {
     expect(truth.loads).toBeLessThan(duplicated.length / 4);
   });
 
-  it('applies in-order changes without reloading', async () => {
+  it('applies in-order changes without reloading', async ({ gateway, sdk }) => {
     const truth = new Truth();
     for (let id = 1; id <= 5; id++) truth.change(id);
-    const items = client().liveCollection<'ordered.#', Item>({ pattern: 'ordered.#', load: truth.load, sort: (a, b) => a.id - b.id, apply: asItem });
+    const items = sdk(gateway.url).liveCollection<'ordered.#', Item>({ pattern: 'ordered.#', load: truth.load, sort: (a, b) => a.id - b.id, apply: asItem });
     await until(items, () => items.loaded, () => 'initial load');
     for (let n = 0; n < 200; n++) {
       const item = truth.change(1 + (n % 7)); // ids 6 and 7 are new
@@ -112,13 +108,13 @@ describe('a live collection on a real gateway', () => {
     expect(truth.loads).toBe(1);
   });
 
-  it('reloads and converges after the gateway loses its broker connection', async () => {
+  it('reloads and converges after the gateway loses its broker connection', async ({ sdk }) => {
     const proxy = await TcpProxy.start();
     try {
       const behindProxy = await startTestGateway({ amqpUrls: [proxy.amqpUrl()] });
       const truth = new Truth();
       truth.change(1);
-      const items = client(behindProxy.url).liveCollection<'outage.#', Item>({ pattern: 'outage.#', load: truth.load, apply: asItem });
+      const items = sdk(behindProxy.url).liveCollection<'outage.#', Item>({ pattern: 'outage.#', load: truth.load, apply: asItem });
       await until(items, () => items.loaded, () => 'initial load');
       proxy.cut();
       // Changes made while the gateway is cut off are never announced to it.
@@ -133,10 +129,10 @@ describe('a live collection on a real gateway', () => {
 });
 
 describe('a log tail on a real gateway', () => {
-  it('shows every line in order, none missing, from chunks published shuffled and with duplicates', async () => {
+  it('shows every line in order, none missing, from chunks published shuffled and with duplicates', async ({ gateway, sdk }) => {
     const log: string[] = [];
     let loads = 0;
-    const tail = client().logTail({
+    const tail = sdk(gateway.url).logTail({
       pattern: 'logs.7.append',
       load: async ({ from, limit }) => {
         loads++;

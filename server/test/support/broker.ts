@@ -9,6 +9,8 @@ import { promisify } from 'node:util';
 import amqp from 'amqplib';
 import pino from 'pino';
 
+export { eventually } from './eventually.js';
+
 const run = promisify(execFile);
 
 export const TEST_AMQP_URL = process.env.TOPICGATE_TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
@@ -59,6 +61,17 @@ export async function listQueues(prefix: string): Promise<QueueInfo[]> {
       consumers: Number(consumers),
       messages: Number(messages),
     }));
+}
+
+/**
+ * The queues of one gateway (or several sharing an exchange): its transient
+ * ones by their name prefix, and the resumable ones (`topicgate.r.…`, named
+ * for no gateway: any gateway may take them up) by their binding to the exchange.
+ */
+export async function gatewayQueues(queuePrefix: string, exchange: string): Promise<QueueInfo[]> {
+  const bindings = await rabbitmqctl('list_bindings', 'source_name', 'destination_name', 'destination_kind');
+  const bound = new Set(bindings.filter(([source, , kind]) => source === exchange && kind === 'queue').map(([, destination]) => destination!));
+  return (await listQueues('topicgate.')).filter((q) => q.name.startsWith(queuePrefix) || bound.has(q.name));
 }
 
 interface ConnectionInfo {
@@ -128,6 +141,20 @@ export async function publishRaw(exchange: string, key: string, content: Buffer 
   await publishRawMany(exchange, [{ key, content, properties }]);
 }
 
+/** Publishes a JSON body as an application would, declaring the exchange first (a child gateway's may not exist yet), and waits for the broker's confirm. */
+export async function publishJson(exchange: string, key: string, body: Record<string, unknown>): Promise<void> {
+  const connection = await amqp.connect(TEST_AMQP_URL);
+  try {
+    const channel = await connection.createConfirmChannel();
+    await channel.assertExchange(exchange, 'topic', { durable: true });
+    await new Promise<void>((resolve, reject) =>
+      channel.publish(exchange, key, Buffer.from(JSON.stringify(body)), { contentType: 'application/json' }, (err) => (err ? reject(err) : resolve())),
+    );
+  } finally {
+    await connection.close();
+  }
+}
+
 /** Publishes several raw messages back to back on one confirm channel (no waiting between them), in order. */
 export async function publishRawMany(
   exchange: string,
@@ -140,16 +167,6 @@ export async function publishRawMany(
     await channel.waitForConfirms();
   } finally {
     await connection.close();
-  }
-}
-
-/** Polls `probe` until it returns true; for broker state that changes asynchronously (e.g. after SIGKILL). */
-export async function eventually(probe: () => Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await probe()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 

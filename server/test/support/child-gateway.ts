@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { TEST_AMQP_URL, uniqueName } from './broker.js';
+import { eventually } from './eventually.js';
 
 export const CLI_PATH = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 
@@ -57,13 +58,13 @@ export async function spawnGateway(env: Record<string, string> = {}): Promise<Ch
   let failed: string | null = null;
   void exited.then((code) => (failed = `topicgate serve exited (${code}) before it was ready:\n${stderr}`));
   const url = `http://127.0.0.1:${port}`;
-  for (const deadline = Date.now() + 20_000; ; ) {
+  const ready = async (): Promise<boolean> => {
     if (failed) throw new Error(failed);
-    const ready = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
-    if (ready) break;
-    if (Date.now() > deadline) throw new Error(`topicgate serve did not become ready within 20 s:\n${stderr}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+    return fetch(`${url}/readyz`).then((r) => r.ok, () => false);
+  };
+  await eventually(ready, 'topicgate serve to become ready', { timeoutMs: 20_000, intervalMs: 50 }).catch((err: Error) => {
+    throw failed === null ? new Error(`${err.message}:\n${stderr}`) : err;
+  });
   return {
     process: child,
     url,

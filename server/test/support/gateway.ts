@@ -37,6 +37,8 @@ export function testConfig(overrides: Partial<GatewayConfig> = {}): GatewayConfi
     amqpHeartbeatSeconds: 15,
     maxConnectionsPerSubject: 0,
     maxSubscriptionsPerSubject: 0,
+    resumeWindowSeconds: 0,
+    resumeBacklog: 10_000,
     corsOrigins: true,
     logLevel: 'silent',
     ...overrides,
@@ -53,12 +55,26 @@ export async function startTestGateway(overrides: Partial<GatewayConfig> = {}, o
   return test;
 }
 
+const stopping = new WeakMap<TestGateway, Promise<void>>();
+
+/** Closes one gateway and deletes its exchange; idempotent (a file's hooks and the kit's fixture may both ask). */
+export function stopTestGateway(gateway: TestGateway): Promise<void> {
+  const at = started.indexOf(gateway);
+  if (at >= 0) started.splice(at, 1);
+  let stopped = stopping.get(gateway);
+  if (stopped === undefined) {
+    stopped = (async () => {
+      await gateway.close();
+      if (gateway.mq.kind === 'amqp') await deleteExchange(gateway.exchange);
+    })();
+    stopping.set(gateway, stopped);
+  }
+  return stopped;
+}
+
 /** Closes every gateway started by this file and deletes their exchanges; call from afterAll/afterEach. */
 export async function stopTestGateways(): Promise<void> {
-  for (const gateway of started.splice(0)) {
-    await gateway.close();
-    if (gateway.mq.kind === 'amqp') await deleteExchange(gateway.exchange);
-  }
+  for (const gateway of [...started]) await stopTestGateway(gateway);
 }
 
 export class TestClient {
@@ -102,11 +118,15 @@ export class TestClient {
   }
 }
 
+/** A connected socket.io client (websocket only, no reconnection); rejects with the `connect_error`, leaving nothing open. */
 export async function connectClient(url: string, token?: string): Promise<TestClient> {
   const socket = io(url, { auth: token === undefined ? {} : { token }, transports: ['websocket'], reconnection: false, forceNew: true });
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', resolve);
-    socket.once('connect_error', reject);
+    socket.once('connect_error', (err) => {
+      socket.close();
+      reject(err);
+    });
   });
   return new TestClient(socket);
 }
