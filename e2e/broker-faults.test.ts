@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Browser } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { closeConnections, listQueues } from '../server/test/support/broker.js';
+import { closeConnections } from '../server/test/support/broker.js';
 import {
   expectDashboardCaughtUp,
   expectLogEquals,
@@ -55,7 +55,7 @@ async function openPages(d: Demo) {
   tabs.push(log);
   await expect.poll(async () => (await readLog(log.page)).length, SOON).toBeGreaterThan(0);
   for (const { page } of [dashboard, log]) expect(await readChrome(page)).toMatchObject({ connection: 'connected', reloads: 0 });
-  await expect.poll(async () => (await listQueues(d.queuePrefix)).length, SOON).toBe(3);
+  await expect.poll(async () => (await d.queues()).length, SOON).toBe(3);
   return { dashboard, log, buildId: build.id };
 }
 
@@ -68,7 +68,7 @@ async function expectRecovered(d: Demo, { dashboard, log, buildId }: Awaited<Ret
     // The tabs' own connection to the gateway never broke; only the gateway's to the broker did.
     expect(chrome).toMatchObject({ connection: 'connected', reloadMarkVisible: true, problem: null });
   }
-  await expect.poll(async () => (await listQueues(d.queuePrefix)).filter((q) => q.consumers === 1).length, SOON).toBe(3);
+  await expect.poll(async () => (await d.queues()).filter((q) => q.consumers === 1).length, SOON).toBe(3);
 
   await expectDashboardCaughtUp(dashboard.page, d);
   // Live again: a build started after the recovery is followed to its end.

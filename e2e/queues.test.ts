@@ -1,10 +1,11 @@
 /**
- * Each open tab costs one exclusive queue per subscription on the broker, and
- * closing the tab gives them back: checked on RabbitMQ itself (rabbitmqctl).
+ * Each open tab costs one queue per subscription on the broker, and closing
+ * the tab gives them back at once — the demo's subscriptions are resumable,
+ * whose queues outlive a cut, but a closed tab is no cut: the SDK says goodbye
+ * on `pagehide`. Checked on RabbitMQ itself (rabbitmqctl).
  */
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listQueues } from '../server/test/support/broker.js';
 import { launchBrowser, openPage, readChrome, readDashboard, readLog, SOON } from './support/browser.js';
 import { startDemo, waitForBuild, type Demo } from './support/demo.js';
 
@@ -20,10 +21,10 @@ afterAll(async () => {
   await demo?.close();
 });
 
-/** The demo gateway's queues: exclusive, one consumer each. */
+/** The demo gateway's queues: resumable (the demo turns resume on), one consumer each. */
 async function queues(): Promise<string[]> {
-  const found = await listQueues(demo.queuePrefix);
-  for (const q of found) expect(q, q.name).toMatchObject({ exclusive: true, consumers: 1 });
+  const found = await demo.queues();
+  for (const q of found) expect(q, q.name).toMatchObject({ exclusive: false, consumers: 1, name: expect.stringMatching(/^topicgate\.r\./) });
   return found.map((q) => q.name).sort();
 }
 

@@ -2,12 +2,14 @@ import {
   ClientEvent,
   ErrorCode,
   patternError,
+  ResyncReason,
   ServerEvent,
   topicMatches,
   type Delivery,
   type ResyncNotice,
   type RevokedNotice,
   type SubscribeAck,
+  type SubscribeRequest,
   type UnsubscribedNotice,
 } from '@topicgate/shared';
 import { io } from 'socket.io-client';
@@ -18,7 +20,8 @@ import { TopicgateError } from './errors.js';
 import { LiveCollection } from './live-collection.js';
 import { LiveResource } from './live-resource.js';
 import { LogTail } from './log-tail.js';
-import { Subscription, type SubscriptionHub } from './subscription.js';
+import { isResumeGrant, ReceiptScheduler, type ReceiptTarget, type ResumePlan } from './resume-tracker.js';
+import { Subscription, type AckOutcome, type SubscriptionHub } from './subscription.js';
 import { TokenRefresh } from './token-refresh.js';
 import type {
   AnyTopics,
@@ -105,6 +108,11 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #reconnectBackoff: Backoff;
 
+  /** `received` receipts for resumable subscriptions on the current socket. */
+  readonly #receipts: ReceiptScheduler;
+  /** The `pagehide` listener, when there is a window to listen on. */
+  #pageHide: ((event: Event) => void) | undefined;
+
   readonly #hub: SubscriptionHub = {
     send: (sub) => this.#sendSubscribe(sub),
     release: (sub, id) => this.#release(sub, id),
@@ -124,6 +132,11 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
       error: (error) => this.emit('error', error),
     });
     this.#reconnectBackoff = new Backoff(opts.reconnectDelay, opts.reconnectDelayMax);
+    this.#receipts = new ReceiptScheduler({
+      targets: () => this.#receiptTargets(),
+      connected: () => this.#socket.connected,
+      send: (event, request, ack) => this.#socket.emit(event, request, ack),
+    });
 
     const factory: SocketFactory = opts.io ?? io;
     this.#socket = factory(opts.url, {
@@ -141,6 +154,7 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
       auth: (cb) => this.#authenticate(cb),
     });
     this.#listen();
+    this.#listenForPageHide();
     if (opts.autoConnect) this.connect();
   }
 
@@ -162,6 +176,8 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
   disconnect(): void {
     this.#wanted = false;
     clearTimeout(this.#reconnectTimer);
+    // An intentional end: the gateway deletes the queues at once, so there is nothing to resume.
+    for (const sub of this.#subscriptions) sub._resume.forget();
     this.#tokens.stop();
     // Emits 'disconnect' synchronously when connected; otherwise only stops the attempts.
     this.#socket.disconnect();
@@ -176,6 +192,10 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
     this.#subscriptions.clear();
     this.disconnect();
     this.#closed = true;
+    if (this.#pageHide !== undefined) {
+      (globalThis as Partial<PageEvents>).removeEventListener?.('pagehide', this.#pageHide);
+      this.#pageHide = undefined;
+    }
   }
 
   /**
@@ -183,7 +203,9 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
    * handler receives every message, typed by the topics the pattern can
    * match; narrow on `key` to narrow `body`. Messages that arrive while the
    * subscription is being made again after a reconnect are lost: listen to
-   * `resync` on the returned subscription to reload what you derived.
+   * `resync` on the returned subscription to reload what you derived. (On a
+   * gateway with a resume window nothing is lost and no `resync` comes, unless
+   * the resume could not be exact; see the README's "Resume".)
    *
    * @throws TypeError when the pattern is not a valid pattern.
    * @example
@@ -368,6 +390,9 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
   #onDisconnect(socketReason: string): void {
     const reason = this.#revoked ? 'revoked' : socketReason;
     this.#revoked = false;
+    // Resumable subscriptions survive this on the gateway for its window, counted from now.
+    const now = Date.now();
+    for (const sub of this.#subscriptions) sub._resume.away(now);
     this.#interruptAll();
     this.#tokens.stop();
     if (!this.#wanted) {
@@ -415,6 +440,7 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
 
   #interruptAll(): void {
     this.#epoch++;
+    this.#receipts.interrupted();
     this.#byId.clear();
     this.#held.clear();
     this.#acksInFlight = 0;
@@ -431,10 +457,15 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
     const epoch = this.#epoch;
     const attempt = sub._beginAttempt();
     this.#acksInFlight++;
+    const plan: ResumePlan = this.#options.resume ? sub._resume.plan(Date.now()) : { kind: 'fresh' };
+    const request: SubscribeRequest = { pattern: sub.pattern };
+    // Always asked for: a gateway without a resume window ignores it and grants nothing.
+    if (this.#options.resume) request.resumable = true;
+    if (plan.kind === 'resume') request.resume = plan.request;
     // The ack callback runs in the same task as the packet; registering the
     // subscription inside it, not after an await, is what makes a batch that
     // follows in the same tick find it.
-    this.#socket.emit(ClientEvent.Subscribe, { pattern: sub.pattern }, (ack: SubscribeAck) => {
+    this.#socket.emit(ClientEvent.Subscribe, request, (ack: SubscribeAck) => {
       if (epoch !== this.#epoch) return;
       this.#acksInFlight--;
       const ok = isObject(ack) && ack.ok === true && typeof ack.id === 'string';
@@ -449,8 +480,11 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
       }
       if (ok) {
         this.#byId.set(ack.id, sub);
-        sub._acked(ack.id);
+        const outcome = this.#resumeOutcome(sub, plan, ack);
+        sub._acked(ack.id, outcome);
         if (held !== undefined) for (const event of held) this.#dispatch(sub, event);
+        // Early deliveries just handed over, or ones kept from before the cut, are still unconfirmed.
+        if (sub._resume.resumable) this.#receipts.poke();
         return;
       }
       const error =
@@ -465,6 +499,45 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
     });
   }
 
+  /**
+   * Brings the subscription's resume position up to date with an `ok` ack and
+   * says how to report it: resumed (no resync), a resume the gateway refused
+   * (its reason), one the client knew had expired, or a plain resubscribe.
+   */
+  #resumeOutcome(sub: Subscription<any>, plan: ResumePlan, ack: SubscribeAck & { ok: true }): AckOutcome {
+    const grant = isResumeGrant(ack.resume) ? ack.resume : undefined;
+    if (plan.kind === 'resume' && ack.resumed === true) {
+      sub._resume.resumed(grant, ack.settled);
+      return { resumed: true };
+    }
+    sub._resume.granted(grant);
+    if (plan.kind === 'resume') return { reason: isResyncReason(ack.reason) ? ack.reason : ResyncReason.Expired };
+    if (plan.kind === 'expired') return { reason: ResyncReason.Expired };
+    return {};
+  }
+
+  /** The resumable subscriptions on the current socket, for `received`. */
+  *#receiptTargets(): Iterable<ReceiptTarget> {
+    for (const sub of this.#subscriptions) {
+      if (sub._resume.resumable) yield { id: sub.id, tracker: sub._resume };
+    }
+  }
+
+  /**
+   * A tab that is closed (not put in the back/forward cache) disconnects at
+   * once: the gateway then deletes its resumable queues instead of keeping
+   * them for a resume that will never come. Without a window (SSR, Node)
+   * there is nothing to listen to.
+   */
+  #listenForPageHide(): void {
+    const target = globalThis as Partial<PageEvents>;
+    if (typeof target.addEventListener !== 'function') return;
+    this.#pageHide = (event) => {
+      if ((event as Event & { persisted?: boolean }).persisted === false) this.close();
+    };
+    target.addEventListener('pagehide', this.#pageHide);
+  }
+
   #release(sub: Subscription<any>, id: string | undefined): void {
     this.#subscriptions.delete(sub);
     if (id === undefined || this.#byId.get(id) !== sub) return;
@@ -474,11 +547,16 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
 
   #onMessages(batch: Delivery[]): void {
     if (!Array.isArray(batch)) return;
+    let resumable = false;
     for (const delivery of batch) {
       const sub = this.#byId.get(delivery.id);
-      if (sub !== undefined) sub._deliver(delivery);
-      else this.#hold(delivery.id, { kind: 'messages', delivery });
+      if (sub !== undefined) {
+        sub._deliver(delivery);
+        resumable ||= sub._resume.resumable;
+      } else this.#hold(delivery.id, { kind: 'messages', delivery });
     }
+    // The broker sends a resumable subscription only ~99 unconfirmed deliveries: confirm soon.
+    if (resumable) this.#receipts.poke();
   }
 
   #onNotice(event: HeldEvent & { kind: 'resync' | 'unsubscribed' }): void {
@@ -503,6 +581,8 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
         sub._deliver(event.delivery);
         return;
       case 'resync':
+        // The queue was replaced: the new one starts after everything relayed so far, under a new claim.
+        if (isResumeGrant(event.notice.resume) && sub._resume.resumable) sub._resume.replaced(event.notice.resume);
         sub._resync(event.notice.reason);
         return;
       case 'unsubscribed': {
@@ -546,6 +626,17 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
     this.#state = state;
     this.emit('state', state, previous);
   }
+}
+
+/** The part of a browser window the client listens to; absent on servers. */
+interface PageEvents {
+  addEventListener(type: 'pagehide', listener: (event: Event) => void): void;
+  removeEventListener(type: 'pagehide', listener: (event: Event) => void): void;
+}
+
+const RESYNC_REASONS: ReadonlySet<unknown> = new Set(Object.values(ResyncReason));
+function isResyncReason(value: unknown): value is ResyncReason {
+  return RESYNC_REASONS.has(value);
 }
 
 /** `builds.{id}.finished` → `builds.*.finished`; memoised, templates are few and reused. */

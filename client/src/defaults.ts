@@ -15,6 +15,7 @@ export const DEFAULTS = {
     resubscribeDelay: 1_000,
     resubscribeDelayMax: 30_000,
     path: '/socket.io',
+    resume: true,
   },
   /** Not an option: how a refresh that failed (getToken or the gateway) is retried. */
   tokenRefreshRetry: {

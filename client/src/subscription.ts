@@ -6,6 +6,7 @@ import {
 } from './codes.js';
 import { Emitter } from './emitter.js';
 import { TopicgateError } from './errors.js';
+import { ResumeTracker } from './resume-tracker.js';
 import type { Message, SubscriptionEvents, SubscriptionState } from './types.js';
 import { Backoff } from './utils.js';
 
@@ -20,10 +21,20 @@ export interface SubscriptionHub {
   release(subscription: Subscription<any>, id: string | undefined): void;
 }
 
+/** @internal How a subscribe request was answered, beyond the id. */
+export interface AckOutcome {
+  /** The gateway took the subscription up where it was left: seq continues and nothing was lost. */
+  resumed?: boolean;
+  /** Why the views must reload, when the client knows better than "resubscribed" (a resume refused or expired). */
+  reason?: SubscriptionResyncReason;
+}
+
 /**
  * One pattern the application listens to. It outlives reconnects: the client
  * makes it again on every new socket and reports a `resync`, because whatever
- * was published while it was away is lost.
+ * was published while it was away is lost — unless the gateway resumed it
+ * (a resumable subscription taken up within the resume window), in which case
+ * the missed messages follow and there is no `resync`.
  *
  * @example
  * const sub = client.subscribe('builds.*.finished', ({ key, body }) => show(key, body));
@@ -44,6 +55,8 @@ export class Subscription<M = Message> extends Emitter<SubscriptionEvents<M>> {
   #resyncOnAck: SubscriptionResyncReason | undefined;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #backoff: Backoff;
+  /** @internal The resume position (seq, settled, receipts); inert unless the gateway granted resume. */
+  readonly _resume = new ResumeTracker();
 
   /** @internal Made by `Client.subscribe`. */
   constructor(hub: SubscriptionHub, pattern: string, retryDelay: number, retryDelayMax: number) {
@@ -91,17 +104,19 @@ export class Subscription<M = Message> extends Emitter<SubscriptionEvents<M>> {
   }
 
   /** @internal The gateway acknowledged with `id`. */
-  _acked(id: string): void {
+  _acked(id: string, outcome: AckOutcome = {}): void {
+    const resumed = outcome.resumed === true;
     this.#id = id;
-    this.#lastSeq = 0;
+    // A resumed subscription's next delivery is lastSeq + 1: keeping it is what detects a gap across the resume.
+    if (!resumed) this.#lastSeq = 0;
     this.#backoff.reset();
     const resubscribed = this.#everSubscribed;
     this.#everSubscribed = true;
-    const reason = this.#resyncOnAck;
+    const reason = outcome.reason ?? this.#resyncOnAck;
     this.#resyncOnAck = undefined;
     this.#setState('subscribed');
-    this.emit('subscribed', { id, resubscribed });
-    if (resubscribed && this.#state === 'subscribed') {
+    this.emit('subscribed', { id, resubscribed, resumed });
+    if (resubscribed && !resumed && this.#state === 'subscribed') {
       this.emit('resync', { reason: reason ?? ClientResyncReason.Resubscribed });
     }
   }
@@ -115,6 +130,8 @@ export class Subscription<M = Message> extends Emitter<SubscriptionEvents<M>> {
       if (seq <= this.#lastSeq) return;
       const gap = seq !== this.#lastSeq + 1;
       this.#lastSeq = seq;
+      // Before the handlers run: a handler that throws or unsubscribes must not leave the position behind.
+      if (this._resume.resumable) this._resume.delivered(delivery);
       if (gap) {
         this.emit('resync', { reason: ClientResyncReason.SeqGap });
         if (this.#state !== 'subscribed') return;
@@ -142,6 +159,8 @@ export class Subscription<M = Message> extends Emitter<SubscriptionEvents<M>> {
   _endedByServer(reason: UnsubscribedReason): void {
     if (this.#state === 'unsubscribed') return;
     this.#id = undefined;
+    // The gateway ended it and deleted its queue: there is nothing to resume.
+    this._resume.forget();
     if (reason === 'forbidden') {
       this.#end(SubscriptionEndReason.Forbidden);
       return;
@@ -188,6 +207,7 @@ export class Subscription<M = Message> extends Emitter<SubscriptionEvents<M>> {
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
     this.#id = undefined;
+    this._resume.forget();
     this.#setState('unsubscribed');
     this.emit('unsubscribed', error === undefined ? { reason } : { reason, error });
   }

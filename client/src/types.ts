@@ -17,7 +17,7 @@ export interface Message<K extends string = string, B = JsonObject> {
   readonly key: K;
   /** The JSON object as published. */
   readonly body: B;
-  /** Per-subscription counter from the gateway (1, 2, 3, …); restarts when the subscription is made again. */
+  /** Per-subscription counter from the gateway (1, 2, 3, …); restarts when the subscription is made again, continues when it is resumed. */
   readonly seq: number;
 }
 
@@ -52,6 +52,13 @@ export interface ClientOptions {
   transports?: ManagerOptions['transports'];
   /** Further socket.io-client options (`withCredentials`, `extraHeaders`, …), applied over the SDK's own except `auth`. Default: {}. */
   socketOptions?: Partial<ManagerOptions & SocketOptions>;
+  /**
+   * Ask for resumable subscriptions: on a gateway with a resume window, a
+   * subscription cut off by a network failure is taken up on reconnect with
+   * exactly the messages missed, and views do not reload. A gateway without
+   * a window ignores the request. Default: true.
+   */
+  resume?: boolean;
   /** Creates the socket; tests pass an in-process fake gateway's factory here. Default: socket.io-client's `io`. */
   io?: SocketFactory;
 }
@@ -106,8 +113,10 @@ export interface SubscriptionEvents<M> {
 export interface SubscribedContext {
   /** The gateway's id for this subscription on the current socket. */
   id: string;
-  /** True when this is not the first acknowledgement (after a reconnect or a restart); a `resync` follows. */
+  /** True when this is not the first acknowledgement (after a reconnect or a restart); a `resync` follows unless `resumed`. */
   resubscribed: boolean;
+  /** True when the gateway resumed the subscription after a reconnect: nothing was lost, `seq` continues, no `resync` follows. */
+  resumed: boolean;
 }
 
 export interface ResyncContext {

@@ -31,6 +31,8 @@ export const SETTINGS = {
   'max-connections-per-subject': { help: 'connections per token sub (tokens without sub are not counted); 0: no limit', default: '20' },
   'max-subscriptions-per-subject': { help: 'subscriptions (broker queues) per token sub over all of its connections; 0: no limit', default: '500' },
   'client-buffer-bytes': { help: 'deliveries waiting for one slow client before its messages are dropped and it gets resync "overflow"', default: '1048576' },
+  'resume-window': { help: 'seconds a resumable subscription outlives an unexpected disconnect, its messages kept by the broker for the client to resume on any gateway; 0: off', default: '0' },
+  'resume-backlog': { help: 'messages a resumable subscription\'s queue keeps for its client; past it the client reloads (resync "overflow")', default: '10000' },
   'amqp-heartbeat': { help: 'AMQP heartbeat in seconds, 1 to 3600; a silent broker is detected within two intervals', default: '15' },
   'cors-origins': { help: 'comma-separated allowed browser origins, or * for any', default: '*' },
   'log-level': { help: `pino level: ${LOG_LEVELS.join(', ')}`, default: 'info' },
@@ -136,6 +138,9 @@ export interface GatewayConfig {
   maxConnectionsPerSubject: number;
   /** 0: no limit. */
   maxSubscriptionsPerSubject: number;
+  /** Seconds; 0: resume is off. */
+  resumeWindowSeconds: number;
+  resumeBacklog: number;
   /** `true`: any origin. */
   corsOrigins: string[] | true;
   logLevel: string;
@@ -229,6 +234,9 @@ export function loadConfig(settings: Settings, { requireAuth = true } = {}): Gat
     amqpHeartbeatSeconds: integer(settings, 'amqp-heartbeat', 1, 3600, '0 would turn AMQP heartbeats off, so a silent broker would go unnoticed'),
     maxConnectionsPerSubject: integer(settings, 'max-connections-per-subject', 0, 1_000_000),
     maxSubscriptionsPerSubject: integer(settings, 'max-subscriptions-per-subject', 0, 100_000_000),
+    // x-expires must be positive and at most 2^32-1 ms; a day is more than a resume needs.
+    resumeWindowSeconds: integer(settings, 'resume-window', 0, 86_400),
+    resumeBacklog: integer(settings, 'resume-backlog', 1, 10_000_000),
     corsOrigins: cors.trim() === '*' ? true : list(cors),
     logLevel: logLevel(settings),
   };

@@ -27,6 +27,15 @@ export function controlExchange(exchange: string): string {
 /** Routing key of a revocation on the control exchange. */
 export const REVOKE_KEY = 'revoke';
 
+/** Routing key of a takeover: a resume asks whichever gateway consumes the queue to let go (docs/protocol.md §15.3). */
+export const TAKEOVER_KEY = 'takeover';
+
+export interface ControlHandlers {
+  onRevoke: (revocation: RevokeMessage) => void;
+  /** A resume elsewhere wants this queue: detach it if this gateway holds it. */
+  onTakeover: (queue: string) => void;
+}
+
 /** The longest subject a revocation may name (a token's `sub` is a short id in practice). */
 const MAX_SUBJECT_LENGTH = 1024;
 
@@ -87,20 +96,33 @@ export class ControlListener {
   private constructor(
     private readonly mq: AmqpConnector,
     private readonly settings: ControlSettings,
-    private readonly onRevoke: (revocation: RevokeMessage) => void,
+    private readonly handlers: ControlHandlers,
   ) {}
 
   /**
    * Resolves once the control queue is consuming, or — when the broker cannot
    * be reached now — at once, consuming as soon as it can.
    */
-  static async start(settings: ControlSettings, onRevoke: (revocation: RevokeMessage) => void): Promise<ControlListener> {
+  static async start(settings: ControlSettings, handlers: ControlHandlers): Promise<ControlListener> {
     const log = settings.log.child({ broker: 'control' });
     const mq = await connectControl({ ...settings, log }, `topicgate ${settings.gatewayId} control`, true);
-    const listener = new ControlListener(mq, { ...settings, log }, onRevoke);
+    const listener = new ControlListener(mq, { ...settings, log }, handlers);
     mq.on('reconnected', () => void listener.consume());
     await listener.consume();
     return listener;
+  }
+
+  /**
+   * Asks every gateway to let go of a resumable queue. Best effort: if the
+   * control connection is down, the resume waits for the holder's consumer to
+   * go with its connection instead (bounded, docs/protocol.md §15.3).
+   */
+  async announceTakeover(queue: string): Promise<void> {
+    try {
+      await this.mq.produce(TAKEOVER_KEY, { queue });
+    } catch (err) {
+      this.settings.log.warn({ queue, err: (err as Error).message }, 'could not announce a takeover; the resume waits for the previous consumer to go');
+    }
   }
 
   async close(): Promise<void> {
@@ -147,6 +169,12 @@ export class ControlListener {
 
   private onMessage(message: MqMessage): void {
     const { log } = this.settings;
+    if (message.key === TAKEOVER_KEY) {
+      const { queue } = message.body as { queue?: unknown };
+      if (typeof queue === 'string') this.handlers.onTakeover(queue);
+      else log.warn('ignored a malformed takeover');
+      return;
+    }
     if (message.key !== REVOKE_KEY) {
       log.warn({ key: message.key.slice(0, 100) }, 'ignored a control message of an unknown kind');
       return;
@@ -156,7 +184,7 @@ export class ControlListener {
       log.warn({ why: revocation }, 'ignored a malformed revocation');
       return;
     }
-    this.onRevoke(revocation);
+    this.handlers.onRevoke(revocation);
   }
 }
 

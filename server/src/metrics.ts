@@ -26,7 +26,7 @@ export function createMetrics(channels: () => number) {
   return {
     registry,
     connections: new Gauge({ name: 'topicgate_connections', help: 'Open socket.io connections', registers }),
-    subscriptions: new Gauge({ name: 'topicgate_subscriptions', help: 'Live subscriptions (one exclusive queue each)', registers }),
+    subscriptions: new Gauge({ name: 'topicgate_subscriptions', help: 'Live subscriptions (one queue each)', registers }),
     deliveries: new Counter({ name: 'topicgate_deliveries_total', help: 'Messages relayed to clients', registers }),
     deliveredBytes: new Counter({ name: 'topicgate_delivered_bytes_total', help: 'Approximate bytes of deliveries relayed to clients (bodies, keys, envelope)', registers }),
     drops: new Counter({ name: 'topicgate_dropped_deliveries_total', help: 'Deliveries dropped because a client could not keep up', registers }),
@@ -44,6 +44,16 @@ export function createMetrics(channels: () => number) {
       }),
       'reason',
       Object.values(BodyDropReason),
+    ),
+    resumes: startAtZero(
+      new Counter({
+        name: 'topicgate_resumes_total',
+        help: 'subscribe requests that presented a resume claim, by outcome: resumed, or the resync reason of the fresh subscription made instead',
+        labelNames: ['outcome'] as const,
+        registers,
+      }),
+      'outcome',
+      ['resumed', ResyncReason.Expired, ResyncReason.Overflow, ResyncReason.Lost, ResyncReason.Interrupted],
     ),
     brokerReconnects: new Counter({ name: 'topicgate_broker_reconnects_total', help: 'Broker connections re-established after a loss', registers }),
     rejectedSubscribes: startAtZero(

@@ -12,6 +12,7 @@ import { CLOCK_SKEW_SECONDS, DEFAULT_MAX_TTL_SECONDS } from './auth/token-verifi
 import type { GatewayConfig } from './config.js';
 import { ControlListener, type RevokeMessage } from './control.js';
 import type { Access } from './gateway/access.js';
+import { Takeovers } from './gateway/resume/takeovers.js';
 import { createSocketServer } from './gateway/socket-server.js';
 import { answerErrors, createHttpApp, serveIndex } from './http/app.js';
 import { listenForMetrics } from './http/metrics-listener.js';
@@ -69,6 +70,9 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   app.get('/', serveIndex); // after the demo's routes: its pages win at /
   app.use(answerErrors);
   const http = createServer(app);
+  // Resumes reach the gateway holding a queue directly, or over the control exchange (which needs the listener, started below).
+  let control: ControlListener | null = null;
+  const takeovers = new Takeovers(config.amqpUrls.length === 0 ? null : (queue) => control?.announceTakeover(queue) ?? Promise.resolve());
   const sockets = createSocketServer(http, {
     mq,
     access,
@@ -79,6 +83,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     corsOrigins: config.corsOrigins,
     maxConnectionsPerSubject: config.maxConnectionsPerSubject,
     maxSubscriptionsPerSubject: config.maxSubscriptionsPerSubject,
+    resume: config.resumeWindowSeconds > 0 ? { windowSeconds: config.resumeWindowSeconds, maxBacklog: config.resumeBacklog, takeovers } : null,
     limits: {
       maxSubscriptions: config.maxSubscriptions,
       subscribesPerSecond: config.subscribesPerSecond,
@@ -105,7 +110,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     log.info({ sub, notBefore: new Date(revocation.notBefore * 1000).toISOString(), until: new Date(revocation.until * 1000).toISOString(), sockets: disconnected }, 'revoked a subject: its sockets disconnected, its earlier tokens refused');
     if (dropped > 0) log.error({ dropped, kept: revocations.size }, 'too many revocations in force; the oldest were forgotten');
   };
-  const control = config.amqpUrls.length === 0 ? null : await ControlListener.start({ amqpUrls: config.amqpUrls, exchange: config.exchange, gatewayId: config.gatewayId, heartbeatSeconds: config.amqpHeartbeatSeconds, log }, onRevoke);
+  control = config.amqpUrls.length === 0 ? null : await ControlListener.start({ amqpUrls: config.amqpUrls, exchange: config.exchange, gatewayId: config.gatewayId, heartbeatSeconds: config.amqpHeartbeatSeconds, log }, { onRevoke, onTakeover: (queue) => takeovers.letGo(queue) });
 
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
   log.info({ port, metricsPort: metricsListener?.port ?? null, gatewayId: config.gatewayId, broker: mq.kind, exchange: config.exchange }, `topicgate listening on http://${host}:${port}`);

@@ -14,6 +14,8 @@ export const ClientEvent = {
   Subscribe: 'subscribe',
   Unsubscribe: 'unsubscribe',
   Refresh: 'refresh',
+  /** Cumulative receipts for resumable subscriptions (docs/protocol.md §15.3). */
+  Received: 'received',
 } as const;
 
 /** Events the gateway emits. */
@@ -62,8 +64,16 @@ export const ResyncReason = {
   Reconnected: 'reconnected',
   /** This client could not keep up and messages were dropped for it. */
   Overflow: 'overflow',
-  /** The gateway's AMQP channel carrying this subscription failed; messages in flight on it were lost. */
+  /**
+   * The gateway's AMQP channel carrying this subscription failed; messages in
+   * flight on it were lost. Also: a resume could not tell which messages in
+   * flight at the cut the client already had (docs/protocol.md §15.4).
+   */
   Interrupted: 'interrupted',
+  /** Resume: the subscription's queue is gone (the resume window passed, or it was deleted). */
+  Expired: 'expired',
+  /** Resume: the broker lost what the queue held while the client was away (a node restart drops non-persistent messages). */
+  Lost: 'lost',
 } as const;
 export type ResyncReason = (typeof ResyncReason)[keyof typeof ResyncReason];
 
@@ -87,8 +97,62 @@ export type Ack<T extends object = object> = ({ ok: true } & T) | { ok: false; e
 
 export interface SubscribeRequest {
   pattern: string;
+  /**
+   * Ask for a subscription that survives an unexpected disconnect for the
+   * gateway's resume window (docs/protocol.md §15). Ignored by a gateway
+   * without one: its ack then carries no `resume`.
+   */
+  resumable?: boolean;
+  /** Take up a subscription held from an earlier connection instead of starting afresh. */
+  resume?: ResumeRequest;
 }
-export type SubscribeAck = Ack<{ id: string }>;
+
+/** What a client presents to take up a resumable subscription (docs/protocol.md §15.2). */
+export interface ResumeRequest {
+  /** The latest `claim` the gateway gave for the subscription (subscribe ack, or a `resync`). */
+  claim: string;
+  /** The last `seq` the client received. */
+  seq: number;
+  /** The last `seq` of a `received` the gateway acknowledged with `{ ok: true }` (0: none). */
+  settled: number;
+  /** The `seq` of a `received` still unacknowledged when the connection was cut, if any. */
+  pending?: number;
+  /**
+   * `deliveryFingerprint` of each delivery from `settled` (or 1) up to `seq`,
+   * oldest first (`seq − max(settled − 1, 0)` of them): the delivery a
+   * receipt names stays unsettled at the broker (docs/protocol.md §15.4).
+   */
+  fingerprints: number[];
+}
+
+/** Present in a subscribe ack when the subscription is resumable. */
+export interface ResumeGrant {
+  /** Opaque; presented in `resume.claim` on a later connection. */
+  claim: string;
+  /** Seconds the subscription outlives an unexpected disconnect. */
+  window: number;
+}
+
+export type SubscribeAck = Ack<{
+  id: string;
+  resume?: ResumeGrant;
+  /** Only when the request carried `resume`: true when the subscription continues exactly where the client left it. */
+  resumed?: boolean;
+  /**
+   * With `resumed: true`: the client's `settled` from now on (a receipt in
+   * flight at the cut has been resolved: applied or not).
+   */
+  settled?: number;
+  /** Only with `resumed: false`: why the client must reload (a fresh subscription was made in its place). */
+  reason?: ResyncReason;
+}>;
+
+/** `received`: for each resumable subscription, the last `seq` the client has (cumulative). */
+export interface ReceivedRequest {
+  seqs: Record<string, number>;
+}
+/** `{ ok: true }` once the broker has taken every receipt in the request. */
+export type ReceivedAck = Ack;
 
 export interface UnsubscribeRequest {
   id: string;
@@ -115,6 +179,8 @@ export interface Delivery<Body = JsonObject> {
 export interface ResyncNotice {
   id: string;
   reason: ResyncReason;
+  /** A resumable subscription's new claim: its queue was replaced, and the old claim is void. */
+  resume?: ResumeGrant;
 }
 
 export interface UnsubscribedNotice {
@@ -147,6 +213,7 @@ export interface ClientToServerEvents {
   subscribe(request: SubscribeRequest, ack: (result: SubscribeAck) => void): void;
   unsubscribe(request: UnsubscribeRequest, ack: (result: UnsubscribeAck) => void): void;
   refresh(request: RefreshRequest, ack: (result: RefreshAck) => void): void;
+  received(request: ReceivedRequest, ack: (result: ReceivedAck) => void): void;
 }
 
 export interface ServerToClientEvents {
@@ -155,4 +222,27 @@ export interface ServerToClientEvents {
   resync(notice: ResyncNotice): void;
   unsubscribed(notice: UnsubscribedNotice): void;
   revoked(notice: RevokedNotice): void;
+}
+
+/**
+ * A delivery's fingerprint for resume (docs/protocol.md §15.4): a 53-bit hash
+ * of its key and its body as `JSON.stringify` writes it, so the gateway and
+ * any client compute the same number from the same delivery.
+ */
+export function deliveryFingerprint(key: string, body: object): number {
+  return hash53(`${key}\u0000${JSON.stringify(body)}`);
+}
+
+/** cyrb53 (public domain, bryc): fast, well mixed, and exact in a JS number. */
+function hash53(text: string): number {
+  let h1 = 0xdeadbeef;
+  let h2 = 0x41c6ce57;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ ch, 2654435761);
+    h2 = Math.imul(h2 ^ ch, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return 4294967296 * (2097151 & h2) + (h1 >>> 0);
 }

@@ -47,10 +47,12 @@ export async function runDemo(settings: Settings, options: DemoOptions = {}): Pr
   const secret = randomBytes(32).toString('base64url');
   // Fenced off from anything real unless told otherwise: its own exchange, this
   // machine only, and no metrics listener (several demos may run on one machine).
+  // Resume on, so a blip or a closed laptop lid does not reload the pages.
   const config = loadConfig({
     exchange: DEMO_EXCHANGE,
     host: '127.0.0.1',
     'metrics-port': 'off',
+    'resume-window': '60',
     ...settings,
     'jwt-secret': secret,
     'jwt-algorithms': 'HS256',

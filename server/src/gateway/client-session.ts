@@ -1,9 +1,12 @@
 /**
  * One browser connection: its subscriptions, their queues, and protocol v1's
- * client events. Every subscription owns exactly one transient consumer (an
- * exclusive queue); whatever way the subscription ends — unsubscribe,
- * disconnect, a refused refresh, a broker error — that consumer is stopped and
- * its queue deleted.
+ * client events. Every subscription owns exactly one consumer: a transient one
+ * (an exclusive queue), or a resumable one when the gateway has a resume
+ * window and the client asked (docs/protocol.md §15). Whatever way a
+ * subscription ends — unsubscribe, disconnect, a refused refresh, a broker
+ * error — its consumer is stopped and its queue deleted; except that a
+ * resumable subscription whose client went away unexpectedly is detached,
+ * its queue left to the broker for the window.
  */
 import {
   canonicalPattern,
@@ -12,20 +15,37 @@ import {
   patternCostError,
   ServerEvent,
   UnsubscribedReason,
+  ResyncReason,
   type Ack,
   type ProtocolError,
-  type ResyncReason,
+  type ResumeGrant,
+  type ResumeRequest,
 } from '@topicgate/shared';
 import type { Socket } from 'socket.io';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { BrokerRefusedOperationError, UnavailableError, type Consumer, type ConsumerEndReason, type MqConnector, type MqMessage } from '../mq/connector.js';
+import {
+  BrokerRefusedOperationError,
+  UnavailableError,
+  type Consumer,
+  type ConsumerEndReason,
+  type HeldDelivery,
+  type MqConnector,
+  type MqMessage,
+  type RenewReason,
+  type ResumableOptions,
+  type ResumeOutcome,
+} from '../mq/connector.js';
 import type { Access, Principal } from './access.js';
 import { Outbox } from './outbox.js';
 import type { PerSubjectLimit } from './handshake.js';
 import { RateLimit } from './rate-limit.js';
-import { Subscription, type EndCause } from './subscription.js';
-import { parseRefresh, parseSubscribe, parseUnsubscribe } from './requests.js';
+import { Subscription, type EarlyDelivery, type EndCause } from './subscription.js';
+import { parseReceived, parseRefresh, parseSubscribe, parseUnsubscribe } from './requests.js';
+import { anchor } from './resume/alignment.js';
+import { claimMatches, newClaim } from './resume/claims.js';
+import { ResumeIntake } from './resume/intake.js';
+import type { Takeovers } from './resume/takeovers.js';
 
 export interface SessionLimits {
   maxSubscriptions: number;
@@ -44,6 +64,27 @@ export interface SessionDeps {
   nextSubscriptionId: () => string;
   /** Subscriptions (each a broker queue) per token subject, over all of its connections. */
   subscriptionsPerSubject: PerSubjectLimit;
+  /** Null: no resume window (TOPICGATE_RESUME_WINDOW=0); every subscription is transient. */
+  resume: ResumeSettings | null;
+}
+
+export interface ResumeSettings {
+  windowSeconds: number;
+  /** Messages a resumable subscription's queue may hold for its client (TOPICGATE_RESUME_BACKLOG). */
+  maxBacklog: number;
+  takeovers: Takeovers;
+}
+
+/** How the socket's subscriptions end when it disconnects: deleted, or (resumable ones) left for a resume. */
+export type Departure = 'ended' | 'away';
+
+/** What a subscribe declared: its consumer, and for a resume request whether it resumed. */
+interface Declared {
+  consumer: Consumer;
+  resumed?: boolean;
+  /** Resumed: the receipt seq the broker's queue now starts at (§15.4). */
+  settled?: number;
+  reason?: ResyncReason;
 }
 
 /** Acks are typed per event on the client side; here any protocol ack goes through one callback. */
@@ -68,6 +109,12 @@ export class ClientSession {
   private readonly refreshRate = new RateLimit(REFRESHES_PER_SECOND);
   private readonly log: Logger;
   private phase: 'open' | 'closed' = 'open';
+  /** Set before the gateway disconnects the socket itself; otherwise the disconnect reason decides. */
+  private departure: Departure | null = null;
+  /** `received` requests are handled one at a time: each waits for the broker (a fence), and a client may not pile them up. */
+  private receipts: Promise<void> = Promise.resolve();
+  /** Live resumable subscriptions' queues and takeover hooks. */
+  private readonly held = new Map<Subscription, { queue: string; letGo: () => void }>();
   private expiryTimer: NodeJS.Timeout | null = null;
   /** Kinds of client mistakes already logged as warnings for this socket. */
   private readonly warned = new Set<string>();
@@ -83,17 +130,30 @@ export class ClientSession {
     socket.on(ClientEvent.Subscribe, (...args: unknown[]) => this.handle(ClientEvent.Subscribe, args, (payload, reply) => this.subscribe(payload, reply)));
     socket.on(ClientEvent.Unsubscribe, (...args: unknown[]) => this.handle(ClientEvent.Unsubscribe, args, (payload, reply) => this.unsubscribe(payload, reply)));
     socket.on(ClientEvent.Refresh, (...args: unknown[]) => this.handle(ClientEvent.Refresh, args, (payload, reply) => this.refresh(payload, reply)));
+    socket.on(ClientEvent.Received, (...args: unknown[]) => this.handle(ClientEvent.Received, args, (payload, reply) => this.received(payload, reply)));
     socket.onAny((event: string, ...args: unknown[]) => this.onUnknownEvent(event, args));
-    socket.on('disconnect', (reason) => void this.close(reason));
+    // Only the client's own disconnect (client.close(), a closed tab) is meant: anything else may be resumed.
+    socket.on('disconnect', (reason) => void this.close(reason, this.departure ?? (reason === 'client namespace disconnect' ? 'ended' : 'away')));
     this.armExpiry();
     deps.metrics.connections.inc();
     this.log.debug('connected');
   }
 
-  /** Ends every subscription with `reason` and disconnects (gateway shutdown). */
+  /** The gateway disconnects the socket: its subscriptions end as `departure` says. */
+  disconnect(departure: Departure): void {
+    this.departure = departure;
+    this.socket.disconnect(true);
+  }
+
+  /**
+   * Gateway shutdown: ends every transient subscription with `unsubscribed
+   * shutdown`, detaches every resumable one without a notice (its client
+   * resumes it on another gateway), and disconnects.
+   */
   async shutdown(): Promise<void> {
+    this.departure = 'away';
     const subs = [...this.subscriptions.values()];
-    await Promise.all(subs.map((sub) => this.end(sub, UnsubscribedReason.Shutdown)));
+    await Promise.all(subs.map((sub) => (sub.resumable ? this.stop(sub, 'away') : this.end(sub, UnsubscribedReason.Shutdown))));
     // engine.io closes the connection once the notices are written; io.close()
     // afterwards would discard whatever is still queued. Wait for it, bounded.
     const conn = this.socket.conn;
@@ -104,7 +164,7 @@ export class ClientSession {
     });
     this.socket.disconnect(true);
     await closed;
-    await this.close('server shutting down');
+    await this.close('server shutting down', 'away');
   }
 
   private async subscribe(payload: unknown, reply: AckFn): Promise<void> {
@@ -130,16 +190,14 @@ export class ClientSession {
       return this.refuse(reply, { code: ErrorCode.LimitExceeded, message: `at most ${max} subscriptions per token subject over all of its connections; unsubscribe from one first` });
     }
 
+    const resumeRequest = parsed.value.resume;
+    const resumable = this.deps.resume !== null && (parsed.value.resumable === true || resumeRequest !== undefined);
     const id = this.deps.nextSubscriptionId();
-    const sub = new Subscription(id, pattern, this.log.child({ subscription: id, pattern }), release);
+    const sub = new Subscription(id, pattern, this.log.child({ subscription: id, pattern }), release, resumable);
     this.declaring.add(sub);
-    let consumer: Consumer;
+    let declared: Declared;
     try {
-      consumer = await this.deps.mq.startConsuming(pattern, (message) => this.relay(sub, message), {
-        name: id,
-        onResync: (reason) => this.resync(sub, reason),
-        onEnd: (reason, detail) => this.onConsumerEnded(sub, reason, detail),
-      });
+      declared = resumable ? await this.declareResumable(sub, resumeRequest) : { consumer: await this.declareTransient(sub), ...(resumeRequest && { resumed: false, reason: ResyncReason.Expired }) };
     } catch (err) {
       this.declaring.delete(sub);
       sub.beginEnd('broker');
@@ -154,6 +212,7 @@ export class ClientSession {
       sub.log.warn({ err: (err as Error).message }, 'subscribe failed');
       return this.refuse(reply, { code: ErrorCode.Unavailable, message });
     }
+    const { consumer } = declared;
     this.declaring.delete(sub);
     // The token may have been refreshed while the queue was being declared: authorize again against the one in force now.
     const stillAllowed = this.deps.access.authorize(this.principal, pattern);
@@ -165,12 +224,108 @@ export class ClientSession {
       if (sub.endCause === 'broker') return this.refuse(reply, { code: ErrorCode.Unavailable, message: 'the broker dropped the queue while subscribing; retry' });
       return; // the socket is gone: nobody to answer
     }
-    for (const early of sub.commit(consumer)) this.outbox.offer(sub, early.key, early.json);
+    for (const early of sub.commit(consumer)) this.deliver(sub, early);
     this.subscriptions.set(id, sub);
+    if (resumable) this.holdQueue(sub, consumer.queue);
     this.deps.metrics.subscriptions.inc();
     this.deps.metrics.subscribeLatency.observe((performance.now() - started) / 1000);
-    sub.log.debug('subscribed');
-    reply({ ok: true, id });
+    if (resumeRequest) this.deps.metrics.resumes.inc({ outcome: declared.resumed ? 'resumed' : declared.reason ?? 'expired' });
+    sub.log.debug({ resumable, resumed: declared.resumed }, 'subscribed');
+    reply({
+      ok: true,
+      id,
+      ...(resumable && { resume: this.grant(consumer) }),
+      ...(resumeRequest && { resumed: declared.resumed === true }),
+      ...(declared.settled !== undefined && { settled: declared.settled }),
+      ...(declared.reason && { reason: declared.reason }),
+    });
+  }
+
+  private declareTransient(sub: Subscription): Promise<Consumer> {
+    return this.deps.mq.startConsuming(sub.pattern, (message) => this.relay(sub, message), {
+      name: sub.id,
+      onResync: (reason) => this.resync(sub, reason),
+      onEnd: (reason, detail) => this.onConsumerEnded(sub, reason, detail),
+    });
+  }
+
+  /**
+   * A resumable subscription: a new queue, or — for a resume request whose
+   * claim is this subject's and this pattern's — the old one taken up, its
+   * first deliveries aligned with what the client says it has. Whatever
+   * cannot be resumed exactly becomes a new queue and a reason to reload.
+   */
+  private async declareResumable(sub: Subscription, request: ResumeRequest | undefined): Promise<Declared> {
+    const { mq } = this.deps;
+    const { takeovers } = this.deps.resume!;
+    const fresh = async (reason?: ResyncReason): Promise<Declared> => {
+      const consumer = await mq.startResumable(sub.pattern, (message, held) => this.relayHeld(sub, message, held), this.resumableOptions(sub, newClaim(this.principal.sub, sub.pattern)));
+      return { consumer, ...(reason && { resumed: false, reason }) };
+    };
+    if (!request) return fresh();
+    if (!claimMatches(request.claim, this.principal.sub, sub.pattern)) {
+      sub.log.info('a resume presented a claim made for another subject or pattern; starting afresh');
+      return fresh(ResyncReason.Expired);
+    }
+    await takeovers.takeOver(request.claim);
+    const intake = new ResumeIntake({ seq: request.seq, settled: request.settled, ...(request.pending !== undefined && { pending: request.pending }), fingerprints: request.fingerprints });
+    let taking = true;
+    const outcome: ResumeOutcome = await mq.resumeConsuming(
+      sub.pattern,
+      (message, held) => (taking ? intake.push({ message, held }) : this.relayHeld(sub, message, held)),
+      this.resumableOptions(sub, request.claim),
+    );
+    if (outcome.kind !== 'resumed') return fresh(RESUME_FAILURES[outcome.kind]);
+    const alignment = await intake.decide(outcome.backlog, outcome.window);
+    taking = false;
+    const arrived = intake.drain();
+    if (!alignment.ok) {
+      sub.log.warn({ why: alignment.why }, 'could not tell which messages in flight at the cut the client has; starting afresh');
+      await outcome.consumer.stopConsuming();
+      return fresh(ResyncReason.Interrupted);
+    }
+    // The client has the first `skip` (seqs brokerSettled+1 … seq): they count as relayed, and are settled once it confirms them.
+    sub.seq = alignment.brokerSettled;
+    for (const { held } of arrived.slice(0, alignment.skip)) sub.relayed(++sub.seq, held);
+    for (const { message, held } of arrived.slice(alignment.skip)) this.relayHeld(sub, message, held);
+    // The receipt the broker's point corresponds to (anchor⁻¹): the client's `settled` from now on.
+    return { consumer: outcome.consumer, resumed: true, settled: alignment.brokerSettled === 0 ? 0 : alignment.brokerSettled + 1 };
+  }
+
+  private resumableOptions(sub: Subscription, queue: string): ResumableOptions {
+    const { windowSeconds, maxBacklog } = this.deps.resume!;
+    return {
+      queue,
+      nextQueue: () => newClaim(this.principal.sub, sub.pattern),
+      expiresMs: windowSeconds * 1000,
+      maxBacklog,
+      onRenew: (reason) => this.renewed(sub, reason),
+      onEnd: (reason, detail) => this.onConsumerEnded(sub, reason, detail),
+    };
+  }
+
+  private grant(consumer: Consumer): ResumeGrant {
+    return { claim: consumer.queue, window: this.deps.resume!.windowSeconds };
+  }
+
+  /** Registers a live resumable subscription's queue (again, after a renewal), so a resume elsewhere can make this socket let go. */
+  private holdQueue(sub: Subscription, queue: string): void {
+    const letGo =
+      this.held.get(sub)?.letGo ??
+      (() => {
+        sub.log.info('its client resumed it on another connection; disconnecting this one');
+        this.disconnect('away');
+      });
+    this.releaseQueue(sub);
+    this.held.set(sub, { queue, letGo });
+    this.deps.resume!.takeovers.hold(queue, letGo);
+  }
+
+  private releaseQueue(sub: Subscription): void {
+    const entry = this.held.get(sub);
+    if (!entry) return;
+    this.held.delete(sub);
+    this.deps.resume?.takeovers.release(entry.queue, entry.letGo);
   }
 
   private async unsubscribe(payload: unknown, reply: AckFn): Promise<void> {
@@ -212,16 +367,76 @@ export class ClientSession {
     reply({ ok: true });
   }
 
+  /**
+   * `received`: the client has every delivery up to each `seq`. They are
+   * settled with the broker, and the ack waits until the broker has
+   * processed the settles, so a client resuming later knows exactly where
+   * the broker's queue starts (docs/protocol.md §15.3).
+   */
+  private received(payload: unknown, reply: AckFn): Promise<void> {
+    const parsed = parseReceived(payload, this.deps.limits.maxSubscriptions);
+    if (!parsed.ok) {
+      reply({ ok: false, error: parsed.error });
+      return Promise.resolve();
+    }
+    const next = this.receipts.then(async () => {
+      const fences: Array<Promise<void>> = [];
+      for (const [id, seq] of Object.entries(parsed.value.seqs)) {
+        const sub = this.subscriptions.get(id);
+        const consumer = sub?.resumableConsumer;
+        // Ids that ended meanwhile, or that are not resumable, have nothing to settle. The delivery
+        // named stays unsettled: it anchors a resume whose receipt was in flight (§15.4).
+        if (sub && consumer && sub.confirmThrough(anchor(seq))) fences.push(consumer.fence());
+      }
+      try {
+        await Promise.all(fences);
+      } catch {
+        // The channel died: its subscriptions renew (and resync); the client keeps what it had as unsettled.
+        return reply({ ok: false, error: { code: ErrorCode.Unavailable, message: 'the broker connection failed before it took the receipts; they are void' } });
+      }
+      reply({ ok: true });
+    });
+    this.receipts = next.catch(() => undefined);
+    return next;
+  }
+
   /** The hot path: one AMQP delivery becomes one entry of this socket's next `messages` frame. */
   private relay(sub: Subscription, message: MqMessage): void {
-    if (sub.hold(message.key, message.json) || !sub.relaying) return;
+    if (sub.hold({ key: message.key, json: message.json }) || !sub.relaying) return;
     this.outbox.offer(sub, message.key, message.json);
   }
 
-  private resync(sub: Subscription, reason: ResyncReason): void {
+  /** The hot path of a resumable subscription: the delivery stays unsettled until the client confirms its seq. */
+  private relayHeld(sub: Subscription, message: MqMessage, held: HeldDelivery): void {
+    // An ending subscription leaves it unsettled: a detach returns it to the queue, a delete drops it.
+    if (sub.hold({ key: message.key, json: message.json, held }) || !sub.relaying) return;
+    this.deliver(sub, { key: message.key, json: message.json, held });
+  }
+
+  private deliver(sub: Subscription, { key, json, held }: EarlyDelivery): void {
+    const seq = this.outbox.offer(sub, key, json);
+    if (!held) return;
+    if (seq > 0) sub.relayed(seq, held);
+    else held.settle(); // never for a bounded stream; if it were dropped, the client reloads anyway
+  }
+
+  private resync(sub: Subscription, reason: ResyncReason, resume?: ResumeGrant): void {
     if (sub.interruptedWhileDeclaring() || !sub.relaying || this.phase === 'closed') return;
     this.deps.metrics.resyncs.inc({ reason });
-    this.outbox.emit(ServerEvent.Resync, { id: sub.id, reason });
+    this.outbox.emit(ServerEvent.Resync, { id: sub.id, reason, ...(resume && { resume }) });
+  }
+
+  /**
+   * A resumable subscription's queue was replaced by an empty one: what was
+   * unconfirmed belonged to the old queue, the takeover hook moves to the new
+   * name, and the client reloads — with the new claim, so that a client that
+   * misses this notice in a cut resumes the old, deleted queue and reloads too.
+   */
+  private renewed(sub: Subscription, reason: RenewReason): void {
+    sub.forgetUnconfirmed();
+    const consumer = sub.resumableConsumer;
+    if (consumer) this.holdQueue(sub, consumer.queue);
+    this.resync(sub, reason, consumer ? this.grant(consumer) : undefined);
   }
 
   private onConsumerEnded(sub: Subscription, reason: ConsumerEndReason, detail: string): void {
@@ -229,6 +444,7 @@ export class ClientSession {
     if (from === null) return;
     sub.log.warn({ reason, detail }, 'subscription ended by the broker');
     if (from === 'declaring') return; // its subscribe finishes it, and answers
+    this.releaseQueue(sub);
     this.subscriptions.delete(sub.id);
     this.deps.metrics.subscriptions.dec();
     const notice = reason === 'closed' ? UnsubscribedReason.Shutdown : UnsubscribedReason.QueueDeleted;
@@ -244,24 +460,27 @@ export class ClientSession {
     if (this.phase === 'open') this.outbox.emit(ServerEvent.Unsubscribed, { id: sub.id, reason });
   }
 
-  /** Ends an acknowledged subscription: nothing relayed from now on, its queue deleted. */
+  /** Ends an acknowledged subscription: nothing relayed from now on, its queue deleted (or, `away`, detached). */
   private async stop(sub: Subscription, cause: EndCause): Promise<void> {
     if (sub.beginEnd(cause) !== 'live') return;
+    this.releaseQueue(sub);
     this.subscriptions.delete(sub.id);
     this.deps.metrics.subscriptions.dec();
     await sub.finish();
   }
 
-  private async close(reason: string): Promise<void> {
+  private async close(reason: string, departure: Departure): Promise<void> {
     if (this.phase === 'closed') return;
     this.phase = 'closed';
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     this.outbox.dispose();
     this.deps.metrics.connections.dec();
-    for (const sub of this.declaring) sub.beginEnd('closed'); // each subscribe finishes its own
+    const causeFor = (sub: Subscription): EndCause => (departure === 'away' && sub.resumable ? 'away' : 'closed');
+    for (const sub of this.declaring) sub.beginEnd(causeFor(sub)); // each subscribe finishes its own
     const subs = [...this.subscriptions.values()];
-    await Promise.all(subs.map((sub) => this.stop(sub, 'closed')));
-    this.log.debug({ reason, subscriptions: subs.length }, 'disconnected; queues deleted');
+    await Promise.all(subs.map((sub) => this.stop(sub, causeFor(sub))));
+    const kept = subs.filter((sub) => causeFor(sub) === 'away').length;
+    this.log.debug({ reason, subscriptions: subs.length, kept }, kept > 0 ? 'disconnected; resumable queues kept for the resume window, the others deleted' : 'disconnected; queues deleted');
   }
 
   private armExpiry(): void {
@@ -273,7 +492,8 @@ export class ClientSession {
     this.expiryTimer = setTimeout(() => {
       if (Date.now() < exp * 1000) return this.armExpiry();
       this.log.info('token expired without a refresh; disconnecting');
-      this.socket.disconnect(true);
+      // Like a cut: a client that comes back with a valid token may resume (authorized again then).
+      this.disconnect('away');
     }, Math.max(0, Math.min(ms, MAX_TIMER_MS)));
     this.expiryTimer.unref();
   }
@@ -323,6 +543,14 @@ export class ClientSession {
     }
   }
 }
+
+/** What a resume that found the queue unusable tells the client. */
+const RESUME_FAILURES: Record<Exclude<ResumeOutcome['kind'], 'resumed'>, ResyncReason> = {
+  missing: ResyncReason.Expired,
+  overflow: ResyncReason.Overflow,
+  lost: ResyncReason.Lost,
+  busy: ResyncReason.Interrupted,
+};
 
 /** Refreshes a socket may send per second (and in a burst). */
 export const REFRESHES_PER_SECOND = 2;

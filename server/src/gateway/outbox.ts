@@ -32,6 +32,12 @@ export interface Stream {
   seq: number;
   /** False once the subscription has started ending: no overflow resync is owed any more. */
   readonly relaying: boolean;
+  /**
+   * Its deliveries in flight are bounded before they get here (a resumable
+   * subscription's broker prefetch): never dropped by the outbox, whose drops
+   * a resume could not account for.
+   */
+  readonly bounded: boolean;
 }
 
 /** A socket.io EVENT packet (type 2) on the default namespace, as socket.io-parser encodes `emit('messages', [...])`. */
@@ -65,20 +71,22 @@ export class Outbox {
 
   private readonly onUpgrade = (transport: unknown) => this.watch(transport as Transport);
 
-  /** Queues one delivery for `stream`, or drops it if this client is too far behind. */
-  offer(stream: Stream, key: string, json: string): void {
-    if (this.batchBytes >= this.limitBytes || this.overflowed.has(stream.id)) {
+  /** Queues one delivery for `stream` and returns its seq, or drops it (0) if this client is too far behind. */
+  offer(stream: Stream, key: string, json: string): number {
+    if (!stream.bounded && (this.batchBytes >= this.limitBytes || this.overflowed.has(stream.id))) {
       // Once a stream has lost one delivery it loses the rest until its resync,
       // so the client never applies messages across an unannounced gap.
       this.overflowed.set(stream.id, stream);
       this.metrics.drops.inc();
-      return;
+      return 0;
     }
+    const seq = ++stream.seq;
     // Ids are ours (safe characters); keys come from publishers, so they are escaped.
-    const delivery = `{"id":"${stream.id}","key":${JSON.stringify(key)},"body":${json},"seq":${++stream.seq}}`;
+    const delivery = `{"id":"${stream.id}","key":${JSON.stringify(key)},"body":${json},"seq":${seq}}`;
     this.batch.push(delivery);
     this.batchBytes += delivery.length;
     this.schedule();
+    return seq;
   }
 
   /** Sends a control event behind every delivery queued so far. */

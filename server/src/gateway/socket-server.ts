@@ -11,7 +11,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { MqConnector } from '../mq/connector.js';
 import type { Access, Principal } from './access.js';
-import { ClientSession, type SessionLimits } from './client-session.js';
+import { ClientSession, type ResumeSettings, type SessionLimits } from './client-session.js';
 import { PerSubjectLimit, RefusalLog, truncate } from './handshake.js';
 
 export interface SocketServerOptions {
@@ -29,6 +29,8 @@ export interface SocketServerOptions {
   maxConnectionsPerSubject: number;
   /** Subscriptions per token `sub`, over all of its connections; 0: no limit. */
   maxSubscriptionsPerSubject: number;
+  /** Null: no resume window. */
+  resume: ResumeSettings | null;
 }
 
 export type GatewaySocketServer = Server<DefaultEventsMap, ServerToClientEvents, DefaultEventsMap, { principal: Principal }>;
@@ -65,6 +67,7 @@ export function createSocketServer(http: HttpServer, options: SocketServerOption
     connectTimeout: HANDSHAKE_TIMEOUT_MS,
   });
   const sessions = new Set<ClientSession>();
+  const sessionOf = new WeakMap<object, ClientSession>();
   let counter = 0;
   const nextSubscriptionId = () => `s${(++counter).toString(36)}`;
 
@@ -117,8 +120,9 @@ export function createSocketServer(http: HttpServer, options: SocketServerOption
   });
 
   io.on('connection', (socket) => {
-    const session = new ClientSession(socket, socket.data.principal, { mq, access, limits, metrics, log, nextSubscriptionId, subscriptionsPerSubject });
+    const session = new ClientSession(socket, socket.data.principal, { mq, access, limits, metrics, log, nextSubscriptionId, subscriptionsPerSubject, resume: options.resume });
     sessions.add(session);
+    sessionOf.set(socket, session);
     socket.on('disconnect', () => sessions.delete(session));
   });
 
@@ -135,7 +139,8 @@ export function createSocketServer(http: HttpServer, options: SocketServerOption
         if (socket.data.principal?.sub !== sub) continue;
         count++;
         socket.emit(ServerEvent.Revoked, { code: ErrorCode.Revoked, message });
-        socket.disconnect(true); // engine.io writes the notice before it closes
+        // Its queues go, resumable ones too: the subject's access is gone. engine.io writes the notice before it closes.
+        sessionOf.get(socket)?.disconnect('ended');
       }
       return count;
     },

@@ -14,19 +14,30 @@
  *   its queue deleted. A subscription that starts ending while it is still
  *   declaring is finished by the subscribe that declared it, once the
  *   declare has settled: only it can hold the consumer.
- * - ended: the queue is gone and its unit of the subject's limit given back.
+ * - ended: the queue is gone — or, for a resumable subscription whose
+ *   client went away unexpectedly (cause `away`), detached and left to the
+ *   broker for a resume (docs/protocol.md §15) — and its unit of the
+ *   subject's limit given back. The gateway keeps nothing of it.
  *
- * Resume (keeping a subscription's queue across a disconnect) is to add a
- * state here, not a flag.
+ * A resumed subscription is a new one on whichever gateway the client
+ * reaches: it declares by taking up the old queue instead of making one.
  */
 import type { Logger } from '../log.js';
-import type { Consumer } from '../mq/connector.js';
+import type { Consumer, HeldDelivery, ResumableConsumer } from '../mq/connector.js';
 import type { Stream } from './outbox.js';
 
 export type SubscriptionState = 'declaring' | 'live' | 'ending' | 'ended';
 
 /** Why a subscription started ending. */
-export type EndCause = 'unsubscribed' | 'forbidden' | 'shutdown' | 'closed' | 'broker';
+export type EndCause = 'unsubscribed' | 'forbidden' | 'shutdown' | 'closed' | 'broker' | 'away';
+
+/** A delivery that arrived while declaring. */
+export interface EarlyDelivery {
+  key: string;
+  json: string;
+  /** Resumable: to settle once the client confirms it. */
+  held?: HeldDelivery;
+}
 
 const TRANSITIONS: Record<SubscriptionState, readonly SubscriptionState[]> = {
   declaring: ['live', 'ending'],
@@ -41,6 +52,8 @@ export class Subscription implements Stream {
   /** Set when it starts ending. */
   endCause: EndCause | null = null;
   seq = 0;
+  /** Resumable: deliveries relayed and not yet confirmed by the client (`received`), oldest first. */
+  private readonly unconfirmed: Array<{ seq: number; held: HeldDelivery }> = [];
 
   constructor(
     readonly id: string,
@@ -48,14 +61,46 @@ export class Subscription implements Stream {
     readonly log: Logger,
     /** Gives back its unit of the subject's subscription limit. */
     private readonly release: () => void,
+    /** Its queue survives an unexpected disconnect (docs/protocol.md §15). */
+    readonly resumable = false,
   ) {}
+
+  /** Resumable deliveries are bounded by the broker's prefetch, never dropped by the outbox. */
+  get bounded(): boolean {
+    return this.resumable;
+  }
+
+  /** The resumable consumer, while live. */
+  get resumableConsumer(): ResumableConsumer | null {
+    return this.resumable && this.current === 'live' ? (this.consumer as ResumableConsumer) : null;
+  }
+
+  /** Resumable: `held` was relayed as `seq`; it is settled once the client confirms that seq. */
+  relayed(seq: number, held: HeldDelivery): void {
+    this.unconfirmed.push({ seq, held });
+  }
+
+  /** Settles every delivery up to `seq`; true if any was. */
+  confirmThrough(seq: number): boolean {
+    let settled = false;
+    while (this.unconfirmed.length > 0 && this.unconfirmed[0]!.seq <= seq) {
+      this.unconfirmed.shift()!.held.settle();
+      settled = true;
+    }
+    return settled;
+  }
+
+  /** Its queue was replaced (renewed): what was unconfirmed belonged to the old one. */
+  forgetUnconfirmed(): void {
+    this.unconfirmed.length = 0;
+  }
 
   get state(): SubscriptionState {
     return this.current;
   }
 
   /** Deliveries that arrived while declaring, oldest first. */
-  private early: Array<{ key: string; json: string }> = [];
+  private early: EarlyDelivery[] = [];
 
   /** Whether notices for it still go to the client (deliveries: see `hold`). */
   get relaying(): boolean {
@@ -63,9 +108,9 @@ export class Subscription implements Stream {
   }
 
   /** True when a delivery is to be held rather than relayed: it is still declaring. */
-  hold(key: string, json: string): boolean {
+  hold(early: EarlyDelivery): boolean {
     if (this.current !== 'declaring') return false;
-    this.early.push({ key, json });
+    this.early.push(early);
     return true;
   }
 
@@ -81,7 +126,7 @@ export class Subscription implements Stream {
   }
 
   /** The declare succeeded and the client is told so; returns what arrived meanwhile, to be relayed now. */
-  commit(consumer: Consumer): Array<{ key: string; json: string }> {
+  commit(consumer: Consumer): EarlyDelivery[] {
     this.to('live');
     this.consumer = consumer;
     const early = this.early;
@@ -110,10 +155,13 @@ export class Subscription implements Stream {
    */
   async finish(consumer: Consumer | null = this.consumer): Promise<void> {
     this.consumer = null;
+    this.unconfirmed.length = 0; // detached, they go back to the queue unsettled; deleted, they go with it
     try {
-      await consumer?.stopConsuming();
+      if (this.resumable && this.endCause === 'away') await (consumer as ResumableConsumer | null)?.detach();
+      else await consumer?.stopConsuming();
     } catch (err) {
-      this.log.error({ err: (err as Error).message }, 'could not delete the subscription queue; it is exclusive and goes with the broker connection');
+      const goes = this.resumable ? 'the broker deletes it once unused for the resume window' : 'it is exclusive and goes with the broker connection';
+      this.log.error({ err: (err as Error).message }, `could not delete or detach the subscription queue; ${goes}`);
     } finally {
       this.to('ended');
       this.release();

@@ -11,7 +11,8 @@
  * - consumers share pooled channels, up to `consumersPerChannel` each: a
  *   channel per subscription would cost broker memory and hit the broker's
  *   channel_max (2047) at a few thousand subscriptions. Pooled channels only
- *   run consume and cancel. A pooled channel is unusable from its first error,
+ *   run consume and cancel; a resumable consumer gets one of its own
+ *   (`reserveDedicatedSlot`). A pooled channel is unusable from its first error,
  *   and when it closes its consumers move to another channel and are told
  *   they may have lost messages: consumers do not acknowledge, so whatever
  *   was in flight on the dead channel is gone.
@@ -33,7 +34,7 @@ export interface ChannelSetOptions {
   warmOperationChannels: number;
   /** Operation channels open at once; further operations wait. Bounds channel use in bursts (a thousand sockets closing). */
   maxOperationChannels: number;
-  /** Unacknowledged deliveries per acknowledging (persistent) consumer. */
+  /** Unacknowledged deliveries per acknowledging (persistent, resumable) consumer. */
   prefetch: number;
 }
 
@@ -58,7 +59,13 @@ export class PooledChannel {
   /** Tags of acknowledging consumers started here: a stray delivery for one must be requeued, not dropped. */
   readonly ackModeTags = new Set<string>();
 
-  constructor(readonly channel: Channel) {}
+  constructor(
+    readonly channel: Channel,
+    /** Its basic.qos: unacknowledged deliveries per acknowledging consumer. */
+    readonly prefetch: number,
+    /** One resumable consumer's own channel, never shared (see `reserveDedicatedSlot`). */
+    readonly dedicated = false,
+  ) {}
 
   get usable(): boolean {
     return this.state === 'open';
@@ -81,6 +88,16 @@ export class ConsumerSlot {
 
   get channel(): Channel {
     return this.pooled.channel;
+  }
+
+  /**
+   * Resolves once the broker has processed everything sent on this channel
+   * before the call (acks included): a channel's methods are handled in
+   * order, so the reply to a no-op synchronous method (basic.qos with the
+   * channel's own prefetch) fences what preceded it.
+   */
+  async fence(): Promise<void> {
+    await this.pooled.channel.prefetch(this.pooled.prefetch);
   }
 
   /** The consumer is now on the channel: tell it if the channel dies. */
@@ -181,7 +198,7 @@ export class ChannelSet {
   /** A slot for one consumer on a usable pooled channel; release it when the consumer is gone. */
   async reserveConsumerSlot(): Promise<ConsumerSlot> {
     for (const pooled of this.pool) {
-      if (pooled.usable && pooled.leased < this.options.consumersPerChannel) {
+      if (pooled.usable && !pooled.dedicated && pooled.leased < this.options.consumersPerChannel) {
         pooled.leased++;
         return new ConsumerSlot(pooled, (p) => this.onSlotReleased(p));
       }
@@ -191,6 +208,21 @@ export class ChannelSet {
     this.opening ??= this.openPooledChannel().finally(() => (this.opening = null));
     await this.opening;
     return this.reserveConsumerSlot();
+  }
+
+  /**
+   * A channel of its own, closed when the slot is released. A resumable
+   * consumer needs one: closing a channel removes its consumer and returns
+   * its unacknowledged deliveries to the queue in one step of the queue, so a
+   * resume that sees no consumer also sees every delivery back in place. A
+   * cancel on a shared channel would leave them with the channel, to be
+   * returned later — behind deliveries the resume has already taken.
+   */
+  async reserveDedicatedSlot(): Promise<ConsumerSlot> {
+    if (this.disposed) throw new Error('the broker connection closed');
+    const pooled = await this.openPooledChannel(true);
+    pooled.leased++;
+    return new ConsumerSlot(pooled, (p) => this.onSlotReleased(p));
   }
 
   /** The pooled channels, oldest first (for tests that need to break one). */
@@ -242,7 +274,7 @@ export class ChannelSet {
     return channel;
   }
 
-  private async openPooledChannel(): Promise<PooledChannel> {
+  private async openPooledChannel(dedicated = false): Promise<PooledChannel> {
     let pooled: PooledChannel | null = null;
     const channel = await this.open(false, {
       // Unusable from the first error: a consume placed on it now would fail with "Channel closing".
@@ -268,7 +300,7 @@ export class ChannelSet {
         });
       },
     });
-    pooled = new PooledChannel(channel);
+    pooled = new PooledChannel(channel, this.options.prefetch, dedicated);
     tolerateStrayDeliveries(channel, (consumerTag, message) => {
       // Requeue a stray for an acknowledging consumer: unacknowledged it would sit here until the channel closes.
       if (message && pooled!.ackModeTags.has(consumerTag) && pooled!.usable) channel.nack(message, false, true);

@@ -2,8 +2,14 @@
  * One consumer on RabbitMQ: its queue (declared and bound on an operation
  * channel) and its consumer on a pooled channel. Whatever happens, it ends
  * with its queue deleted (transient) and its pool slot returned.
+ *
+ * Three kinds (docs/protocol.md §12.2, §15.5): `transient` (an exclusive
+ * queue, auto-ack), `persistent` (a shared durable queue, acked once
+ * handled) and `resumable` (a durable queue with x-expires whose deliveries
+ * stay unacknowledged until the client has them, behind a marker message
+ * that tells a resume whether the broker lost what the queue held).
  */
-import type { ConsumeMessage } from 'amqplib';
+import type { ConsumeMessage, Options } from 'amqplib';
 import type { ReadonlyJsonObject } from '@topicgate/shared';
 import type { Logger } from 'pino';
 import type { ChannelSet, ConsumerSlot, PoolMember } from './amqp-channels.js';
@@ -14,10 +20,14 @@ import {
   BrokerRefusedOperationError,
   UnavailableError,
   type ConsumeOptions,
-  type Consumer,
   type ConsumerEndReason,
+  type HeldDelivery,
   type MessageHandler,
+  type ResumableConsumer,
+  type ResumableHandler,
+  type ResumableOptions,
 } from './connector.js';
+import { HeldMessages, isMarkerFor } from './amqp-held-messages.js';
 
 /** What a consumer needs of its connector. */
 export interface ConsumerHost {
@@ -27,6 +37,8 @@ export interface ConsumerHost {
   /** The channels of the live connection, or null while disconnected. */
   readonly channels: ChannelSet | null;
   forget(consumer: AmqpConsumer): void;
+  /** Publishes a resumable queue's marker straight into it (non-persistent, confirmed). */
+  publishMarker(queue: string): Promise<void>;
   /**
    * Decodes and validates a delivery's body for `queue`; null when it cannot
    * be relayed (the host has reported that, once per message).
@@ -39,7 +51,15 @@ export interface DecodedBody {
   body: ReadonlyJsonObject;
 }
 
-export class AmqpConsumer implements Consumer, PoolMember {
+/** What a consumer is, with its handler and options. */
+export type ConsumerSpec =
+  | { kind: 'transient' | 'persistent'; handler: MessageHandler; options: ConsumeOptions }
+  | { kind: 'resumable'; handler: ResumableHandler; options: ResumableOptions };
+
+/** How often a resumable consumer whose client has stopped settling checks its queue's backlog. */
+const BACKLOG_CHECK_MS = 1_000;
+
+export class AmqpConsumer implements ResumableConsumer, PoolMember {
   private slot: ConsumerSlot | null = null;
   private consumerTag: string | null = null;
   private state: ConsumerState = 'starting';
@@ -53,21 +73,38 @@ export class AmqpConsumer implements Consumer, PoolMember {
    * the consume that brought them has settled.
    */
   private inFlight: Promise<void> | null = null;
-  private readonly persistent: boolean;
+  /** Resumable: the unacknowledged deliveries of the current consume, marker included. */
+  private held: HeldMessages | null = null;
+  /** Resumable: called with the first delivery's verdict while a resume waits for the marker. */
+  private markerCheck: ((intact: boolean) => void) | null = null;
+  private backlogTimer: NodeJS.Timeout | null = null;
+  private queueName: string;
 
   constructor(
     private readonly host: ConsumerHost,
     readonly pattern: string,
-    readonly queue: string,
-    private readonly handler: MessageHandler,
-    readonly options: ConsumeOptions,
+    queue: string,
+    private readonly spec: ConsumerSpec,
   ) {
-    this.persistent = options.persistentName !== undefined;
+    this.queueName = queue;
+  }
+
+  get queue(): string {
+    return this.queueName;
+  }
+
+  get options(): ConsumerSpec['options'] {
+    return this.spec.options;
+  }
+
+  /** Persistent and resumable consumers acknowledge; a transient one is auto-ack. */
+  private get acknowledging(): boolean {
+    return this.spec.kind !== 'transient';
   }
 
   /** Declare, bind, consume. On failure nothing is left behind: no queue, no pool slot. */
-  start(channels: ChannelSet): Promise<void> {
-    const step = this.track(this.declareAndConsume(channels));
+  start(channels: ChannelSet, { declare = true } = {}): Promise<void> {
+    const step = this.track(this.declareAndConsume(channels, { declare }));
     // Only the first start leaves 'starting'; a restart's start is settled by restart().
     step.then(
       () => {
@@ -114,9 +151,11 @@ export class AmqpConsumer implements Consumer, PoolMember {
       if (this.stopped || this.host.channels !== channels) return;
       this.slot = null; // it belonged to the dead connection's channels
       this.consumerTag = null;
+      this.held = null; // the broker requeued them with the connection
       this.to('restarting');
       try {
-        await this.start(channels);
+        if (this.spec.kind === 'resumable') await this.track(this.replaceQueue(channels));
+        else await this.start(channels);
         this.payResync();
         return;
       } catch (err) {
@@ -134,9 +173,38 @@ export class AmqpConsumer implements Consumer, PoolMember {
   stopConsuming(): Promise<void> {
     if (!this.stopped) {
       this.host.forget(this);
-      this.stop({ cancel: true, deleteQueue: !this.persistent });
+      this.stop({ cancel: true, deleteQueue: this.spec.kind !== 'persistent' });
     }
     return this.finishing!;
+  }
+
+  /** Resumable: cancel, and give every unsettled delivery back to the queue, which waits for a resume. */
+  detach(): Promise<void> {
+    if (!this.stopped) {
+      this.host.forget(this);
+      this.stop({ cancel: true, deleteQueue: false });
+    }
+    return this.finishing!;
+  }
+
+  async fence(): Promise<void> {
+    await this.slot?.fence();
+  }
+
+  /**
+   * Resume: consume the queue as found and check that its first delivery is
+   * the marker. Resolves false when it is not (the broker lost the
+   * non-persistent messages it held) or when nothing arrives within `waitMs`.
+   */
+  async resume(channels: ChannelSet, waitMs: number): Promise<'intact' | 'lost' | 'busy'> {
+    const verdict = new Promise<'intact' | 'lost' | 'busy'>((resolve) => {
+      const timer = setTimeout(() => resolve('busy'), waitMs);
+      this.markerCheck = (intact) => (clearTimeout(timer), resolve(intact ? 'intact' : 'lost'));
+    });
+    await this.start(channels, { declare: false });
+    const result = await verdict;
+    this.markerCheck = null;
+    return result;
   }
 
   /**
@@ -149,10 +217,12 @@ export class AmqpConsumer implements Consumer, PoolMember {
     this.slot?.release();
     this.slot = null;
     this.consumerTag = null;
+    this.held = null; // the broker requeued them with the channel
     const channels = this.host.channels;
     if (!channels) return; // the reconnect restarts us
     this.to('moving');
-    this.track(this.consume(channels)).then(
+    // A resumable queue now holds deliveries the client may already have, in an order only the old channel knew: start a new one.
+    this.track(this.spec.kind === 'resumable' ? this.replaceQueue(channels) : this.consume(channels)).then(
       () => this.payResync(),
       (err: unknown) => {
         if (this.stopped || this.host.channels !== channels) return; // stopped meanwhile, or the reconnect restarts us
@@ -166,22 +236,44 @@ export class AmqpConsumer implements Consumer, PoolMember {
     const reason = owedResync(this.state);
     if (!reason) return;
     this.to('consuming');
-    if (!this.persistent) this.options.onResync?.(reason);
+    if (this.spec.kind === 'resumable') this.spec.options.onRenew?.(reason);
+    else if (this.spec.kind === 'transient' && reason !== 'overflow') this.spec.options.onResync?.(reason);
   }
 
-  private async declareAndConsume(channels: ChannelSet): Promise<void> {
+  private async declareAndConsume(channels: ChannelSet, { declare = true } = {}): Promise<void> {
     let step = 'declare';
     try {
-      await this.declareQueue(channels);
-      step = 'bind';
-      await this.bind(channels);
+      if (declare) {
+        await this.declareQueue(channels);
+        // The marker goes in first, ahead of anything the binding routes (§15.5).
+        step = 'mark';
+        if (this.spec.kind === 'resumable') await this.host.publishMarker(this.queueName);
+        step = 'bind';
+        await this.bind(channels);
+      }
       step = 'consume from';
       await this.consume(channels);
     } catch (err) {
       // Only a queue we declared is ours to delete; a refused declare may be about someone else's.
-      if (step !== 'declare' && !this.persistent) await this.deleteQueue(channels);
+      if (declare && step !== 'declare' && this.spec.kind !== 'persistent') await this.deleteQueue(channels);
       throw this.failure(step, err);
     }
+  }
+
+  /**
+   * Resumable: what the queue holds can no longer be promised to match what
+   * the client has (a dead channel or connection requeued deliveries, or the
+   * backlog overflowed). Delete it and consume a new, empty one under a new
+   * name: a client that missed the renewal and resumes with the old claim
+   * finds it gone and reloads.
+   */
+  private async replaceQueue(channels: ChannelSet): Promise<void> {
+    if (this.spec.kind !== 'resumable') return;
+    const old = this.queueName;
+    await this.leaveChannel(false);
+    await this.deleteQueue(channels, old);
+    this.queueName = this.spec.options.nextQueue();
+    await this.declareAndConsume(channels);
   }
 
   private track(step: Promise<void>): Promise<void> {
@@ -210,8 +302,21 @@ export class AmqpConsumer implements Consumer, PoolMember {
 
   private declareQueue(channels: ChannelSet): Promise<void> {
     return channels.withOperationChannel(async (ch) => {
-      await ch.assertQueue(this.queue, this.persistent ? { durable: true } : { exclusive: true, durable: false });
+      await ch.assertQueue(this.queueName, this.queueArguments());
     });
+  }
+
+  private queueArguments(): Options.AssertQueue {
+    const spec = this.spec;
+    if (spec.kind !== 'resumable') return spec.kind === 'transient' ? { exclusive: true, durable: false } : { durable: true };
+    const { expiresMs, maxBacklog } = spec.options;
+    // Durable, not exclusive: it must outlive our connection. x-expires lets the broker delete it
+    // once unused (even after kill -9); reject-publish keeps what it holds a gapless prefix; a single
+    // active consumer means two gateways resuming one claim can never split its messages.
+    return {
+      durable: true,
+      arguments: { 'x-expires': expiresMs, 'x-max-length': maxBacklog, 'x-overflow': 'reject-publish', 'x-single-active-consumer': true },
+    };
   }
 
   /**
@@ -223,28 +328,31 @@ export class AmqpConsumer implements Consumer, PoolMember {
   private async bind(channels: ChannelSet): Promise<void> {
     const { exchange } = this.host;
     try {
-      await channels.withOperationChannel((ch) => ch.bindQueue(this.queue, exchange, this.pattern));
+      await channels.withOperationChannel((ch) => ch.bindQueue(this.queueName, exchange, this.pattern));
     } catch (err) {
       if (!isNotFound(err, 'exchange', exchange)) throw err;
       this.host.log.warn({ exchange }, 'the exchange is missing (deleted from outside?); declaring it again');
       await channels.withOperationChannel(async (ch) => {
         await ch.assertExchange(exchange, 'topic', { durable: true });
-        await ch.bindQueue(this.queue, exchange, this.pattern);
+        await ch.bindQueue(this.queueName, exchange, this.pattern);
       });
     }
   }
 
   /** Starts consuming on a pooled channel; retried once on another if that channel failed meanwhile. */
   private async consume(channels: ChannelSet, retry = true): Promise<void> {
-    const slot = await channels.reserveConsumerSlot();
+    const slot = this.spec.kind === 'resumable' ? await channels.reserveDedicatedSlot() : await channels.reserveConsumerSlot();
+    const queue = this.queueName;
+    // Set before the consume: its first deliveries can arrive in the same read as consume-ok.
+    if (this.spec.kind === 'resumable') this.held = new HeldMessages(slot);
     try {
-      const { consumerTag } = await slot.channel.consume(this.queue, (msg) => this.onDelivery(slot, msg), { noAck: !this.persistent });
+      const { consumerTag } = await slot.channel.consume(queue, (msg) => this.onDelivery(slot, msg), { noAck: !this.acknowledging });
       this.slot = slot;
       this.consumerTag = consumerTag;
-      slot.join(this, consumerTag, this.persistent);
+      slot.join(this, consumerTag, this.acknowledging);
     } catch (err) {
       slot.release();
-      if (retry && !isNotFound(err, 'queue', this.queue) && this.host.channels === channels) return this.consume(channels, false);
+      if (retry && !isNotFound(err, 'queue', queue) && this.host.channels === channels) return this.consume(channels, false);
       throw err;
     }
   }
@@ -255,17 +363,23 @@ export class AmqpConsumer implements Consumer, PoolMember {
     const tag = this.consumerTag;
     this.slot = null;
     this.consumerTag = null;
+    this.held?.close();
+    this.held = null;
+    this.clearBacklogCheck();
     if (!slot) return;
-    // Cancel before giving the slot back: closing an emptied channel must not race the cancel.
-    if (cancel && tag && slot.pooled.usable) await slot.channel.cancel(tag).catch(() => undefined);
+    // A resumable consumer's channel is its own: releasing closes it, which ends the consumer and
+    // returns what it held to the queue in one step. A shared channel's consumer is cancelled
+    // first: closing an emptied channel must not race the cancel.
+    if (cancel && tag && !slot.pooled.dedicated && slot.pooled.usable) await slot.channel.cancel(tag).catch(() => undefined);
     slot.release();
   }
 
-  private async deleteQueue(channels: ChannelSet): Promise<void> {
+  private async deleteQueue(channels: ChannelSet, queue = this.queueName): Promise<void> {
     try {
-      await channels.withOperationChannel((ch) => ch.deleteQueue(this.queue));
+      await channels.withOperationChannel((ch) => ch.deleteQueue(queue));
     } catch (err) {
-      this.host.log.warn({ queue: this.queue, err: describe(err) }, 'could not delete a queue; it is exclusive and goes when the connection closes');
+      const goes = this.spec.kind === 'resumable' ? 'the broker deletes it once unused for the resume window' : 'it is exclusive and goes when the connection closes';
+      this.host.log.warn({ queue, err: describe(err) }, `could not delete a queue; ${goes}`);
     }
   }
 
@@ -273,28 +387,29 @@ export class AmqpConsumer implements Consumer, PoolMember {
   private onDelivery(slot: ConsumerSlot, msg: ConsumeMessage | null): void {
     if (msg === null) {
       // basic.cancel from the broker: the queue was deleted from outside.
-      this.end('queue_deleted', `queue ${this.queue} was deleted on the broker`);
+      this.end('queue_deleted', `queue ${this.queueName} was deleted on the broker`);
       return;
     }
     if (this.stopped) {
       // Between our cancel and its cancel-ok: nobody wants it. Give an acknowledging consumer's back to the queue.
-      if (this.persistent) this.settle(slot, msg, 'requeue');
+      if (this.acknowledging) this.settle(slot, msg, 'requeue');
       return;
     }
     this.payResync(); // consume-ok and the first deliveries can arrive in one read, before the consume's promise settles
+    if (this.spec.kind === 'resumable') return this.onHeldDelivery(slot, msg, this.spec.handler);
     const key = msg.fields.routingKey;
-    const decoded = this.host.decode(msg, this.queue);
+    const decoded = this.host.decode(msg, this.queueName);
     if (decoded === null) {
-      if (this.persistent) this.settle(slot, msg, 'reject');
+      if (this.acknowledging) this.settle(slot, msg, 'reject');
       return;
     }
     let result: void | Promise<void> = undefined;
     try {
-      result = this.handler({ key, body: decoded.body, json: decoded.json, size: msg.content.length });
+      result = this.spec.handler({ key, body: decoded.body, json: decoded.json, size: msg.content.length });
     } catch (err) {
       this.reportHandlerError(key, err);
     }
-    if (!this.persistent) return;
+    if (!this.acknowledging) return;
     if (result instanceof Promise) {
       result.then(
         () => this.settle(slot, msg, 'ack'),
@@ -303,6 +418,79 @@ export class AmqpConsumer implements Consumer, PoolMember {
     } else {
       this.settle(slot, msg, 'ack');
     }
+  }
+
+  /**
+   * Resumable: the marker is held (never acked) so it returns to the head of
+   * the queue with everything else unsettled; a first delivery that is not the
+   * marker means the broker lost what the queue held. Every other delivery is
+   * handed over unsettled.
+   */
+  private onHeldDelivery(slot: ConsumerSlot, msg: ConsumeMessage, handler: ResumableHandler): void {
+    const held = this.held;
+    if (!held || held.slot !== slot) return; // a delivery of a consume we have left: the channel requeues it
+    if (isMarkerFor(msg, this.queueName)) {
+      held.holdMarker(msg);
+      this.markerCheck?.(true);
+      return;
+    }
+    if (!held.hasMarker) {
+      this.markerCheck?.(false);
+      held.hold(msg); // returned or dropped with the rest
+      return;
+    }
+    const key = msg.fields.routingKey;
+    const decoded = this.host.decode(msg, this.queueName);
+    if (decoded === null) {
+      this.settle(slot, msg, 'reject');
+      return;
+    }
+    const delivery: HeldDelivery = held.hold(msg);
+    try {
+      handler({ key, body: decoded.body, json: decoded.json, size: msg.content.length }, delivery);
+    } catch (err) {
+      this.reportHandlerError(key, err);
+    }
+    if (held.count >= slot.pooled.prefetch - 1) this.armBacklogCheck();
+  }
+
+  /**
+   * The client stopped settling and the broker stopped sending: the backlog
+   * grows in the queue, which refuses messages once full. Check it while the
+   * window stays full; a full queue has refused messages, so renew it and
+   * tell the client to reload (`overflow`).
+   */
+  private armBacklogCheck(): void {
+    if (this.backlogTimer || this.spec.kind !== 'resumable') return;
+    const { maxBacklog } = this.spec.options;
+    this.backlogTimer = setInterval(() => {
+      const channels = this.host.channels;
+      const held = this.held;
+      if (!channels || !held || this.state !== 'consuming' || !this.slot) return;
+      if (held.count < this.slot.pooled.prefetch - 1) return this.clearBacklogCheck();
+      channels.withOperationChannel((ch) => ch.checkQueue(this.queueName)).then(
+        ({ messageCount }) => {
+          if (messageCount < maxBacklog || this.state !== 'consuming' || this.host.channels !== channels) return;
+          this.clearBacklogCheck();
+          this.host.log.warn({ queue: this.queueName, backlog: messageCount }, 'a resumable subscription\'s backlog is full (its client is too slow); replacing its queue and telling the client to reload');
+          this.to('renewing');
+          this.track(this.replaceQueue(channels)).then(
+            () => this.payResync(),
+            (err: unknown) => {
+              if (this.stopped || this.host.channels !== channels) return;
+              this.end('broker_error', `could not replace an overflowing queue: ${describe(err)}`);
+            },
+          );
+        },
+        () => undefined, // the next check, or the channel-loss path, deals with it
+      );
+    }, BACKLOG_CHECK_MS);
+    this.backlogTimer.unref();
+  }
+
+  private clearBacklogCheck(): void {
+    if (this.backlogTimer) clearInterval(this.backlogTimer);
+    this.backlogTimer = null;
   }
 
   /** Acks go to the channel that delivered, and only while it works: an unknown delivery tag closes a channel. */
@@ -321,7 +509,7 @@ export class AmqpConsumer implements Consumer, PoolMember {
     this.host.forget(this);
     // A queue deleted from outside took its consumer with it: nothing to cancel or delete.
     const gone = reason === 'queue_deleted';
-    this.stop({ cancel: !gone, deleteQueue: !gone && !this.persistent });
+    this.stop({ cancel: !gone, deleteQueue: !gone && this.spec.kind !== 'persistent' });
     this.host.log.warn({ queue: this.queue, pattern: this.pattern, reason, detail }, 'consumer ended by the broker');
     this.options.onEnd?.(reason, detail);
   }

@@ -14,7 +14,8 @@ import type { Logger } from 'pino';
 import { ChannelSet } from './amqp-channels.js';
 import { AmqpConsumer, describe, type ConsumerHost, type DecodedBody } from './amqp-consumer.js';
 import { backoffDelay } from './backoff.js';
-import { ReplyCode, replyCode } from './broker-errors.js';
+import { isNotFound, ReplyCode, replyCode } from './broker-errors.js';
+import { MARKER_HEADER } from './amqp-held-messages.js';
 import { BodyDropReason, decodeMessageBody, DropReports, fingerprint, type DroppedBody } from './message-body.js';
 import {
   BrokerOperationError,
@@ -24,7 +25,14 @@ import {
   type Consumer,
   type MessageHandler,
   type MqConnector,
+  type ResumableConsumer,
+  type ResumableHandler,
+  type ResumableOptions,
+  type ResumeOutcome,
 } from './connector.js';
+
+/** How often a resume looks whether the queue's previous consumer has gone. */
+const TAKEOVER_POLL_MS = 100;
 
 export interface AmqpConnectorOptions {
   /** Broker URLs, tried in turn (cluster nodes). */
@@ -45,7 +53,7 @@ export interface AmqpConnectorOptions {
   warmOperationChannels?: number;
   /** Channels for declare/bind/delete open at once. Default: 64. */
   maxOperationChannels?: number;
-  /** Unacknowledged deliveries per persistent consumer. Default: 100. */
+  /** Unacknowledged deliveries per persistent or resumable consumer (its window to the client). Default: 100. */
   persistentPrefetch?: number;
   log: Logger;
 }
@@ -197,13 +205,82 @@ export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqCo
   }
 
   async startConsuming(pattern: string, handler: MessageHandler, options: ConsumeOptions = {}): Promise<Consumer> {
-    const channels = this.requireChannels();
     const queue = options.persistentName ?? `${this.options.queuePrefix}${options.name ?? `c${(++this.counter).toString(36)}`}`;
-    const consumer = new AmqpConsumer(this, pattern, queue, handler, options);
-    await consumer.start(channels);
+    const kind = options.persistentName === undefined ? 'transient' : 'persistent';
+    return this.started(new AmqpConsumer(this, pattern, queue, { kind, handler, options }));
+  }
+
+  startResumable(pattern: string, handler: ResumableHandler, options: ResumableOptions): Promise<ResumableConsumer> {
+    return this.started(new AmqpConsumer(this, pattern, options.queue, { kind: 'resumable', handler, options }));
+  }
+
+  private async started(consumer: AmqpConsumer): Promise<AmqpConsumer> {
+    await consumer.start(this.requireChannels());
     // The broker can cancel it in the same read that confirmed the consume: an ended consumer is not ours to keep.
     if (!consumer.hasStopped) this.consumers.add(consumer);
     return consumer;
+  }
+
+  /**
+   * Waits (bounded) until no consumer holds the queue — a departed gateway's
+   * goes when it detaches, or when the broker reaps its connection — then
+   * judges what the queue holds before consuming it (docs/protocol.md §15.5).
+   */
+  async resumeConsuming(pattern: string, handler: ResumableHandler, options: ResumableOptions): Promise<ResumeOutcome> {
+    const channels = this.requireChannels();
+    const { queue, maxBacklog } = options;
+    const deadline = Date.now() + this.takeoverWaitMs;
+    let found: { messageCount: number; consumerCount: number };
+    for (;;) {
+      try {
+        found = await channels.withOperationChannel((ch) => ch.checkQueue(queue));
+      } catch (err) {
+        if (isNotFound(err, 'queue', queue)) return { kind: 'missing' };
+        throw this.channelSet === channels ? new BrokerOperationError(`could not look up the queue to resume: ${describe(err)}`, replyCode(err)) : new UnavailableError('the broker connection was lost while resuming; retry shortly');
+      }
+      if (found.consumerCount === 0) break;
+      if (Date.now() > deadline) return this.discard(channels, queue, 'busy');
+      await new Promise((resolve) => setTimeout(resolve, TAKEOVER_POLL_MS));
+    }
+    // The marker counts: an empty queue lost it. A full one refused messages.
+    if (found.messageCount === 0) return this.discard(channels, queue, 'lost');
+    if (found.messageCount >= maxBacklog) return this.discard(channels, queue, 'overflow');
+    const consumer = new AmqpConsumer(this, pattern, queue, { kind: 'resumable', handler, options });
+    const verdict = await consumer.resume(channels, Math.max(deadline - Date.now(), TAKEOVER_POLL_MS * 10));
+    if (verdict !== 'intact') {
+      await consumer.stopConsuming(); // cancels, drops what it holds, deletes the queue
+      return { kind: verdict };
+    }
+    if (!consumer.hasStopped) this.consumers.add(consumer);
+    return { kind: 'resumed', consumer, backlog: found.messageCount - 1, window: this.prefetch - 1 };
+  }
+
+  private get prefetch(): number {
+    return this.options.persistentPrefetch ?? 100;
+  }
+
+  /** How long a resume waits for another consumer of the queue to go: a dead connection is reaped within about 3 heartbeats. */
+  private get takeoverWaitMs(): number {
+    return Math.max(3 * this.heartbeatSeconds, 5) * 1000;
+  }
+
+  private async discard(channels: ChannelSet, queue: string, kind: 'lost' | 'overflow' | 'busy'): Promise<ResumeOutcome> {
+    await channels.withOperationChannel((ch) => ch.deleteQueue(queue)).catch((err: unknown) => {
+      this.options.log.warn({ queue, err: describe(err) }, 'could not delete a resumable queue; the broker deletes it once unused for the resume window');
+    });
+    return { kind };
+  }
+
+  async publishMarker(queue: string): Promise<void> {
+    const channels = this.requireChannels();
+    const channel = await channels.publisher();
+    await new Promise<void>((resolve, reject) => {
+      // Non-persistent on purpose: it survives exactly as long as the queue's other non-persistent messages.
+      channel.publish('', queue, Buffer.from('{}'), { persistent: false, headers: { [MARKER_HEADER]: queue } }, (err) => {
+        if (err) reject(new BrokerOperationError(`the broker did not confirm a resumable queue's marker: ${describe(channels.closeReason(channel) ?? err)}`));
+        else resolve();
+      });
+    });
   }
 
   async close(): Promise<void> {
@@ -246,7 +323,7 @@ export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqCo
           consumersPerChannel: this.options.consumersPerChannel ?? 100,
           warmOperationChannels: this.options.warmOperationChannels ?? 8,
           maxOperationChannels: this.options.maxOperationChannels ?? 64,
-          prefetch: this.options.persistentPrefetch ?? 100,
+          prefetch: this.prefetch,
         }, log);
         await channels.warmUp();
         await this.declareExchange(channels);

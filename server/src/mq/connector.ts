@@ -53,7 +53,7 @@ export interface ConsumeOptions {
 }
 
 export interface Consumer {
-  /** The broker queue this consumer reads. */
+  /** The broker queue this consumer reads (a resumable consumer's changes when it renews, see `ResumableConsumer`). */
   readonly queue: string;
   /**
    * Cancels the consumer and, for a transient one, then deletes its queue;
@@ -61,6 +61,66 @@ export interface Consumer {
    */
   stopConsuming(): Promise<void>;
 }
+
+/**
+ * A resumable consumer's delivery: it stays in the queue (unacknowledged)
+ * until `settle()`, so it survives a cut between the gateway and the client.
+ */
+export interface HeldDelivery {
+  /** The broker delivered it before, to an earlier consumer of the queue, which never settled it. */
+  readonly redelivered: boolean;
+  /** Acknowledges it to the broker; idempotent. After the consumer renewed or ended, a no-op. */
+  settle(): void;
+}
+
+export type ResumableHandler = (message: MqMessage, delivery: HeldDelivery) => void;
+
+/** Why a resumable consumer replaced its queue (and the client must reload): the connection, the channel, or the backlog. */
+export type RenewReason = ConsumerResyncReason | 'overflow';
+
+export interface ResumableOptions {
+  /** The queue name; the caller makes it unguessable (it is the client's claim). */
+  queue: string;
+  /** Called for a new queue name when the consumer must replace its queue (`onRenew`). */
+  nextQueue: () => string;
+  /** The broker deletes the queue once it has had no consumer for this long (x-expires). */
+  expiresMs: number;
+  /** Messages the queue may hold for the client; past it, new ones are refused and the consumer renews with `overflow`. */
+  maxBacklog: number;
+  /**
+   * The queue was replaced by a new, empty one (`queue` now names it) because
+   * what the old one held can no longer be promised: reconnect, channel
+   * failure, or a backlog that reached `maxBacklog`. Deliveries before this
+   * call belong to the old queue; the client must reload.
+   */
+  onRenew?: (reason: RenewReason) => void;
+  onEnd?: (reason: ConsumerEndReason, detail: string) => void;
+}
+
+export interface ResumableConsumer extends Consumer {
+  /** Cancels without deleting: unsettled deliveries go back to the queue, which waits `expiresMs` for a resume. */
+  detach(): Promise<void>;
+  /** Resolves once the broker has processed every `settle()` made before the call. */
+  fence(): Promise<void>;
+}
+
+/**
+ * `resumed`: consuming; the first deliveries are the ones the previous
+ * consumer left unsettled (`redelivered`), then the ones that waited, then new
+ * ones; `backlog` counts those waiting at resume. Otherwise the queue is gone
+ * (`missing`), or was deleted because what it held is incomplete: it
+ * overflowed, or the broker lost messages (`lost`), or another consumer would
+ * not let go in time (`busy`).
+ */
+export type ResumeOutcome =
+  | {
+      kind: 'resumed';
+      consumer: ResumableConsumer;
+      backlog: number;
+      /** Unsettled deliveries the broker sends it at most (its prefetch, less the marker). */
+      window: number;
+    }
+  | { kind: 'missing' | 'overflow' | 'lost' | 'busy' };
 
 export interface ConnectorEvents {
   /**
@@ -87,6 +147,13 @@ export interface MqConnector extends EventEmitter<ConnectorEvents> {
   produce(key: string, body: PublishableBody): Promise<void>;
   /** Resolves once the queue is declared, bound and consuming. */
   startConsuming(pattern: string, handler: MessageHandler, options?: ConsumeOptions): Promise<Consumer>;
+  /** Declares a resumable queue (empty, bound) and consumes it. */
+  startResumable(pattern: string, handler: ResumableHandler, options: ResumableOptions): Promise<ResumableConsumer>;
+  /**
+   * Consumes an existing resumable queue once no other consumer holds it
+   * (waiting a bounded time for a departed gateway's consumer to go).
+   */
+  resumeConsuming(pattern: string, handler: ResumableHandler, options: ResumableOptions): Promise<ResumeOutcome>;
   /** Stops every consumer (deleting transient queues) and disconnects. */
   close(): Promise<void>;
 }

@@ -6,8 +6,20 @@
  */
 import { EventEmitter } from 'node:events';
 import { compilePattern, decodeBody, encodeBody, routingKeyError, type KeyMatcher, type PublishableBody } from '@topicgate/shared';
-import type { ConnectorEvents, ConsumeOptions, Consumer, MessageHandler, MqConnector, MqMessage } from './connector.js';
+import type {
+  ConnectorEvents,
+  ConsumeOptions,
+  Consumer,
+  MessageHandler,
+  MqConnector,
+  MqMessage,
+  ResumableConsumer,
+  ResumableHandler,
+  ResumableOptions,
+  ResumeOutcome,
+} from './connector.js';
 import { UnavailableError } from './connector.js';
+import { EmbeddedResumableQueue, RESUMABLE_WINDOW, type QueuedMessage } from './embedded-resumable.js';
 
 interface Queue {
   name: string;
@@ -19,6 +31,8 @@ interface Queue {
   /** Round-robin position among consumers sharing a persistent queue. */
   next: number;
   persistent: boolean;
+  /** Set for a resumable queue: it keeps what its consumer has not settled, across detaches, for a while. */
+  resumable?: EmbeddedResumableQueue;
 }
 
 /** A message as produced: its key, its JSON text, and that text's size in bytes (what RabbitMQ would report). */
@@ -39,6 +53,9 @@ export interface EmbeddedConnectorOptions {
   /** Where undeliverable or failing handlers are reported. Default: console.warn. */
   warn?: (message: string, detail: Record<string, unknown>) => void;
 }
+
+/** How long a resume waits for the queue's current consumer to detach. */
+const TAKEOVER_WAIT_MS = 5_000;
 
 export class EmbeddedConnector extends EventEmitter<ConnectorEvents> implements MqConnector {
   readonly kind = 'embedded';
@@ -101,15 +118,66 @@ export class EmbeddedConnector extends EventEmitter<ConnectorEvents> implements 
     return consumer;
   }
 
+  async startResumable(pattern: string, handler: ResumableHandler, options: ResumableOptions): Promise<ResumableConsumer> {
+    if (this.closed) throw new UnavailableError('the embedded broker is closed');
+    const queue = this.addResumableQueue(pattern, options);
+    return queue.resumable!.attach(handler);
+  }
+
+  async resumeConsuming(_pattern: string, handler: ResumableHandler, options: ResumableOptions): Promise<ResumeOutcome> {
+    if (this.closed) throw new UnavailableError('the embedded broker is closed');
+    const queue = this.queues.get(options.queue);
+    if (!queue?.resumable) return { kind: 'missing' };
+    // A takeover disconnects the holder's socket; its detach follows within a few turns of the event loop.
+    const deadline = Date.now() + TAKEOVER_WAIT_MS;
+    while (queue.resumable.judge() === 'busy' && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    if (this.queues.get(options.queue) !== queue) return { kind: 'missing' };
+    const outcome = queue.resumable.judge();
+    if (outcome !== 'intact') {
+      this.queues.delete(queue.name);
+      queue.resumable.dispose();
+      return { kind: outcome };
+    }
+    const backlog = queue.resumable.backlogSize;
+    return { kind: 'resumed', consumer: queue.resumable.attach(handler), backlog, window: RESUMABLE_WINDOW };
+  }
+
+  private addResumableQueue(pattern: string, options: ResumableOptions): Queue {
+    const queue: Queue = { name: options.queue, bindings: new Map([[pattern, compilePattern(pattern)]]), backlog: [], consumers: [], next: 0, persistent: true };
+    queue.resumable = new EmbeddedResumableQueue(options, {
+      remove: () => {
+        if (this.queues.get(queue.name) === queue) this.queues.delete(queue.name);
+      },
+      // Renewal: the same bindings under the new name, empty.
+      rename: (name) => {
+        this.queues.delete(queue.name);
+        queue.name = name;
+        this.queues.set(name, queue);
+      },
+      decode: (published) => this.toMessage(published),
+      warn: this.warn,
+    });
+    if (this.queues.has(queue.name)) throw new Error(`queue ${queue.name} already exists; resumable queue names must be unique`);
+    this.queues.set(queue.name, queue);
+    return queue;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const consumers = [...this.queues.values()].flatMap((q) => q.consumers);
+    const queues = [...this.queues.values()];
+    const consumers = queues.flatMap((q) => q.consumers);
     this.queues.clear();
     for (const consumer of consumers) consumer.options.onEnd?.('closed', 'the embedded broker was closed');
+    for (const queue of queues) queue.resumable?.close();
+  }
+
+  private toMessage({ key, text, size }: QueuedMessage): MqMessage {
+    return { key, body: decodeBody(text), json: text, size };
   }
 
   private enqueue(queue: Queue, published: Published): void {
+    if (queue.resumable) return queue.resumable.offer(published);
     const consumer = this.pickConsumer(queue);
     if (consumer) this.deliver(consumer, published);
     else if (queue.persistent) queue.backlog.push(published);

@@ -35,7 +35,7 @@ function slowSocket() {
 }
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
-const stream = (id: string): Stream => ({ id, seq: 0, relaying: true });
+const stream = (id: string): Stream => ({ id, seq: 0, relaying: true, bounded: false });
 const body = (n: number) => JSON.stringify({ n, pad: 'x'.repeat(80) });
 
 describe('outbox', () => {

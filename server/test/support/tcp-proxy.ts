@@ -1,7 +1,8 @@
 /**
- * A TCP proxy between the gateway and RabbitMQ that a test can cut or
- * freeze: broker outages that are repeatable and harm nothing else on the
- * machine.
+ * A TCP proxy that a test can cut, freeze or point elsewhere: between the
+ * gateway and RabbitMQ (broker outages), or between a client and a gateway
+ * (network cuts, a deploy moving clients to another gateway) — repeatable,
+ * and harming nothing else on the machine.
  */
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 
@@ -12,7 +13,7 @@ export class TcpProxy {
 
   private constructor(
     private readonly server: Server,
-    private readonly target: { host: string; port: number },
+    private target: { host: string; port: number },
   ) {
     server.on('connection', (client) => this.accept(client));
   }
@@ -21,6 +22,11 @@ export class TcpProxy {
     const server = createServer();
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     return new TcpProxy(server, target);
+  }
+
+  /** New connections go to `port` from now on (what a load balancer does when a gateway is replaced); existing ones are untouched. */
+  retarget(port: number, host = '127.0.0.1'): void {
+    this.target = { host, port };
   }
 
   get port(): number {

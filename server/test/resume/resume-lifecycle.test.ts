@@ -1,0 +1,101 @@
+/**
+ * Resume and who may take a subscription up (docs/protocol.md §15.2), and
+ * what is left on the broker when nobody comes back (§15.5).
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { mintToken } from '../../src/auth/token-verifier.js';
+import { eventually, listQueues, requireBroker } from '../support/broker.js';
+import { spawnGateway } from '../support/child-gateway.js';
+import { startTestGateway, stopTestGateways, type TestGateway } from '../support/gateway.js';
+import { ResumingClient } from './resume-client.js';
+
+const SECRET = 'resume-test-secret-long-enough-for-hs256';
+const token = (sub: string, topics: string[]) => mintToken({ secret: SECRET, sub, topics, ttlSeconds: 3600 });
+const clients: ResumingClient[] = [];
+
+async function connect(gateway: TestGateway | { url: string }, t?: string): Promise<ResumingClient> {
+  const c = await ResumingClient.connect(gateway.url, t);
+  clients.push(c);
+  return c;
+}
+
+async function detached(claim: string): Promise<void> {
+  await eventually(async () => (await listQueues(claim)).some((q) => q.name === claim && q.consumers === 0), 'the queue detached');
+}
+
+beforeAll(requireBroker);
+afterEach(() => {
+  for (const c of clients.splice(0)) c.close();
+});
+afterAll(stopTestGateways);
+
+describe('taking a subscription up', () => {
+  const authed = () => startTestGateway({ resumeWindowSeconds: 30, jwt: { secret: SECRET, algorithms: ['HS256'] } });
+
+  it('is authorized again: a token that no longer allows the pattern is refused', async () => {
+    const gateway = await authed();
+    const c = await connect(gateway, token('alice', ['logs.#']));
+    const { claim } = (await c.subscribe('a', 'logs.#')).grant;
+    c.cut();
+    await detached(claim);
+    const acks = await c.reconnect(gateway.url, { token: token('alice', ['builds.#']) });
+    expect(acks.get('a')).toMatchObject({ ok: false, error: { code: 'forbidden' } });
+  });
+
+  it("cannot be done with another subject's claim: that is a fresh subscription, and the claim's queue is untouched", async () => {
+    const gateway = await authed();
+    const alice = await connect(gateway, token('alice', ['logs.#']));
+    const held = await alice.subscribe('a', 'logs.#');
+    const { claim } = held.grant;
+    alice.cut();
+    await detached(claim);
+
+    const mallory = await connect(gateway, token('mallory', ['logs.#']));
+    const ack = await mallory.client.socket.timeout(10_000).emitWithAck('subscribe', { pattern: 'logs.#', resumable: true, resume: { claim, seq: 0, settled: 0, fingerprints: [] } });
+    expect(ack).toMatchObject({ ok: true, resumed: false, reason: 'expired' });
+    expect(ack.resume.claim).not.toBe(claim);
+    expect((await listQueues(claim)).map((q) => [q.name, q.consumers])).toEqual([[claim, 0]]);
+
+    // Alice still can.
+    const acks = await alice.reconnect(gateway.url, { token: token('alice', ['logs.#']) });
+    expect(acks.get('a')).toMatchObject({ ok: true, resumed: true });
+  });
+
+  it('with the claim of another pattern: a fresh subscription', async () => {
+    const gateway = await authed();
+    const c = await connect(gateway, token('alice', ['logs.#', 'builds.#']));
+    const { claim } = (await c.subscribe('a', 'logs.#')).grant;
+    const ack = await c.client.socket.timeout(10_000).emitWithAck('subscribe', { pattern: 'builds.#', resumable: true, resume: { claim, seq: 0, settled: 0, fingerprints: [] } });
+    expect(ack).toMatchObject({ ok: true, resumed: false, reason: 'expired' });
+  });
+
+  it('refuses a malformed resume as bad_request', async () => {
+    const gateway = await authed();
+    const c = await connect(gateway, token('alice', ['logs.#']));
+    for (const resume of [
+      { claim: 'x', seq: 2, settled: 3, fingerprints: [] },
+      { claim: 'x', seq: 2, settled: 0, fingerprints: [1] },
+      { claim: 'x', seq: -1, settled: 0, fingerprints: [] },
+      { claim: 7, seq: 0, settled: 0, fingerprints: [] },
+      'claim',
+    ]) {
+      const ack = await c.client.socket.timeout(10_000).emitWithAck('subscribe', { pattern: 'logs.#', resume });
+      expect(ack, JSON.stringify(resume)).toMatchObject({ ok: false, error: { code: 'bad_request' } });
+    }
+  });
+});
+
+describe('nothing lingers', () => {
+  it('a gateway killed with SIGKILL: its resumable queues are gone once the window has passed', { timeout: 60_000 }, async () => {
+    const child = await spawnGateway({ TOPICGATE_RESUME_WINDOW: '2' });
+    const c = await connect(child);
+    const claims = [(await c.subscribe('a', 'logs.#')).grant.claim, (await c.subscribe('b', 'builds.#')).grant.claim];
+    child.process.kill('SIGKILL');
+    await child.exited;
+    // The broker dropped its connection (and consumers) at once; x-expires deletes the queues after the window.
+    await eventually(async () => {
+      const queues = await listQueues('topicgate.r.');
+      return claims.every((claim) => !queues.some((q) => q.name === claim));
+    }, 'the queues of the killed gateway deleted by the broker', 20_000);
+  });
+});
