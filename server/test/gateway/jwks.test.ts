@@ -91,6 +91,7 @@ async function client(token: string): Promise<TestClient> {
   clients.push(c);
   return c;
 }
+// Only where time itself is under test: the refetch cooldown and the keys' max age, and handshakes spread over time.
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 beforeAll(async () => {
