@@ -4,6 +4,7 @@
  * descriptors) and cleanup of what a run declared.
  */
 import { execFile } from 'node:child_process';
+import { connect } from 'node:net';
 import { promisify } from 'node:util';
 import amqp from 'amqplib';
 import { sleep } from './clock.js';
@@ -83,6 +84,14 @@ export class Broker {
     await this.withChannel((ch) => ch.deleteQueue(name).then(() => undefined));
   }
 
+  /** Deletes several queues over one channel. */
+  async deleteQueues(names: string[]): Promise<void> {
+    if (names.length === 0) return;
+    await this.withChannel(async (ch) => {
+      for (const name of names) await ch.deleteQueue(name);
+    });
+  }
+
   /**
    * Exchanges left behind by earlier runs that died before cleaning up: name
    * prefix, a run id dated more than `olderThanMs` ago (another bench may be
@@ -143,6 +152,38 @@ export class Broker {
     }
   }
 
+  /**
+   * Starts rabbitmq_web_mqtt (and rabbitmq_mqtt) on the running node when it
+   * is off, and waits for its listener (15675). Not `rabbitmq-plugins enable`:
+   * that also starts MQTT's TCP listener on 1883, which fails the plugin when
+   * another MQTT broker (a mosquitto) holds the port, and it writes
+   * enabled_plugins, so that the node would then fail to boot after a restart.
+   * Instead the two applications are started on the running node, without a
+   * TCP listener and without writing anything: a restart of RabbitMQ drops them,
+   * and so does any \`rabbitmq-plugins enable\` (the bench's own for Web-STOMP, or
+   * someone else's), which stops running plugins missing from enabled_plugins:
+   * hence called again before each Web-MQTT run.
+   */
+  async ensureWebMqtt(mqttUrl: string, log: (line: string) => void): Promise<void> {
+    // A real connection, not the management API's listener list: that one still lists a listener
+    // for a while after \`rabbitmq-plugins enable <anything>\` has stopped plugins missing from enabled_plugins.
+    const { hostname, port } = new URL(mqttUrl);
+    const listening = () => portOpen(hostname, Number(port) || 80);
+    if (await listening()) return;
+    log('rabbitmq_web_mqtt is not running; starting it on the running node for this run (rabbitmqctl eval: no MQTT TCP listener, enabled_plugins untouched)');
+    const expr =
+      'application:load(rabbitmq_mqtt), application:load(rabbitmq_web_mqtt), ' +
+      'application:set_env(rabbitmq_mqtt, tcp_listeners, []), application:set_env(rabbitmq_mqtt, ssl_listeners, []), ' +
+      'rabbit:start_apps([rabbitmq_mqtt, rabbitmq_web_mqtt]).';
+    try {
+      await run('rabbitmqctl', ['eval', expr], { timeout: 120_000 });
+    } catch (err) {
+      throw new Error(`could not start rabbitmq_web_mqtt (${(err as Error).message}); start it yourself or skip the Web-MQTT runs with BENCH_KINDS=gateway,resumable,amqp,stomp`);
+    }
+    for (let i = 0; i < 60 && !(await listening()); i++) await sleep(500);
+    if (!(await listening())) throw new Error('rabbitmq_web_mqtt was started but its listener (15675) did not come up');
+  }
+
   /** Enables rabbitmq_web_stomp on the running node when it is off, and waits for its listener. */
   async ensureWebStomp(log: (line: string) => void): Promise<void> {
     const listening = async () => {
@@ -155,6 +196,15 @@ export class Broker {
     for (let i = 0; i < 60 && !(await listening()); i++) await sleep(500);
     if (!(await listening())) throw new Error('rabbitmq_web_stomp was enabled but its listener (15674) did not come up');
   }
+}
+
+function portOpen(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port, timeout: 2000 });
+    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('error', () => resolve(false));
+    socket.once('timeout', () => (socket.destroy(), resolve(false)));
+  });
 }
 
 async function enablePlugin(name: string, alternative: string): Promise<void> {

@@ -12,7 +12,7 @@ import { Broker } from './broker.js';
 import type { BenchOptions } from './options.js';
 import { CpuMeter, findBrokerPid, waitForQuiet } from './proc.js';
 import { GatewayProcess, Publisher, Worker } from './processes.js';
-import type { ClientKind, ClientPlan, ConnectResult, PublishPlan, PublishResult, WorkerStats } from './messages.js';
+import { isGatewayKind, type ClientKind, type ClientPlan, type ConnectResult, type PublishPlan, type PublishResult, type WorkerStats } from './messages.js';
 import { MergedHistogram, countInWindow } from './stats.js';
 
 export interface Row {
@@ -110,7 +110,7 @@ export class Bench {
   }
 
   /** A fresh gateway process on this run's exchange, with its own gateway id (so its queues are traceable). */
-  startGateway(extra: { cpuProfileDir?: string } = {}): Promise<GatewayProcess> {
+  startGateway(extra: { cpuProfileDir?: string; env?: Record<string, string> } = {}): Promise<GatewayProcess> {
     const gatewayId = `${this.runId}-gw${++this.gateways}`;
     return GatewayProcess.start({
       cliPath: this.options.cliPath,
@@ -120,6 +120,7 @@ export class Bench {
       logFile: `${this.logDir}/gateway-${this.runId}.log`,
       nodeArgs: this.options.gatewayNodeArgs,
       ...(extra.cpuProfileDir && { cpuProfileDir: extra.cpuProfileDir }),
+      ...(extra.env && { extraEnv: extra.env }),
     });
   }
 
@@ -135,8 +136,28 @@ export class Bench {
   }
 
   /** Starts `count` gateway processes (see startGateway). */
-  startGateways(count: number): Promise<GatewayProcess[]> {
-    return Promise.all(Array.from({ length: count }, () => this.startGateway()));
+  startGateways(count: number, env?: Record<string, string>): Promise<GatewayProcess[]> {
+    return Promise.all(Array.from({ length: count }, () => this.startGateway(env ? { env } : {})));
+  }
+
+  /** Gateways for the `resumable` kind: the same build with a resume window (docs/protocol.md §15). */
+  startResumableGateways(count: number): Promise<GatewayProcess[]> {
+    return this.startGateways(count, { TOPICGATE_RESUME_WINDOW: String(this.options.resumeWindow) });
+  }
+
+  /** MQTT client ids of this run start with this; their persistent sessions are queues `mqtt-subscription-<client id>qos1`. */
+  get mqttClientPrefix(): string {
+    return `${this.prefix}.mqtt.`;
+  }
+
+  /**
+   * Deletes the session queues the Web-MQTT clients of this run left behind
+   * (clean_session=false keeps them after DISCONNECT, for 24 h by default).
+   */
+  async deleteMqttSessions(): Promise<number> {
+    const names = await this.broker.queueNames(`mqtt-subscription-${this.mqttClientPrefix}`);
+    await this.broker.deleteQueues(names);
+    return names.length;
   }
 
   /** Connects `plans` (one per client) spread over the workers; gateway clients go to the workers' gateways in turn. */
@@ -152,6 +173,8 @@ export class Bench {
           gatewayUrl: gateways.length > 0 ? gateways[i % gateways.length]!.url : '',
           amqpUrl: this.options.amqpUrl,
           stompUrl: this.options.stompUrl,
+          mqttUrl: this.options.mqttUrl,
+          mqttClientPrefix: this.mqttClientPrefix,
           exchange: this.exchange,
           queuePrefix: `${this.prefix}.raw.`,
           concurrency,
@@ -186,6 +209,8 @@ export interface DriveSpec {
   gateways: readonly GatewayProcess[];
   /** Flat-out runs: the stream whose progress grants the publisher credit. */
   creditStream?: number;
+  /** Publish to this exchange instead of the run's (Web-MQTT consumes from amq.topic). */
+  exchange?: string;
 }
 
 export interface DriveResult {
@@ -209,6 +234,11 @@ export interface DriveResult {
   resyncs: Record<string, number>;
   unsubscribed: number;
   disconnects: number;
+  /** Resumable: `received` requests sent, and those not answered `{ ok: true }`. */
+  receipts: number;
+  receiptErrors: number;
+  /** Gateway kinds: mean deliveries per `messages` event. */
+  meanBatch: number | null;
   lateTicks: number;
   /** The measurement window on the shared clock (µs). */
   windowFromUs: number;
@@ -228,7 +258,7 @@ export interface DriveResult {
 export async function drive(bench: Bench, spec: DriveSpec): Promise<DriveResult> {
   const { options } = bench;
   const workerCount = Math.max(1, Math.min(options.workers, spec.plans.length));
-  if (spec.kind === 'gateway') await Promise.all(spec.gateways.map((g) => g.ready()));
+  if (isGatewayKind(spec.kind)) await Promise.all(spec.gateways.map((g) => g.ready()));
   bench.brokerPid = findBrokerPid() || bench.brokerPid; // a restart by someone else gives the broker a new pid
   return bench.withWorkers(workerCount, async (workers) => {
     const conn = await bench.connect(workers, spec.kind, spec.plans, spec.gateways);
@@ -239,7 +269,7 @@ export async function drive(bench: Bench, spec: DriveSpec): Promise<DriveResult>
       const quiet = await waitForQuiet(options.quietBusyPct, options.quietMaxMs);
       if (quiet.busyPct > options.quietBusyPct) bench.warn(`the machine was ${quiet.busyPct} % busy (of one core) before ${spec.kind} × ${spec.plans.length} started, after waiting ${Math.round(quiet.waitedMs / 1000)} s for it to calm down: something else is running`);
       const pids = () => ({
-        ...(spec.kind === 'gateway' && spec.gateways.length > 0 ? { gateway: spec.gateways.map((g) => g.pid) } : {}),
+        ...(isGatewayKind(spec.kind) && spec.gateways.length > 0 ? { gateway: spec.gateways.map((g) => g.pid) } : {}),
         broker: [bench.brokerPid],
         generators: workers.map((w) => w.pid),
         publisher: [publisher.pid],
@@ -262,7 +292,7 @@ export async function drive(bench: Bench, spec: DriveSpec): Promise<DriveResult>
         await Promise.all(workers.map((w) => w.request({ op: 'progress', stream: spec.creditStream!, everyMs: 20 })));
       }
 
-      const plan: PublishPlan = { ...spec.publish, amqpUrl: options.amqpUrl, exchange: bench.exchange };
+      const plan: PublishPlan = { ...spec.publish, amqpUrl: options.amqpUrl, exchange: spec.exchange ?? bench.exchange };
       let warmupTimer: NodeJS.Timeout | null = null;
       const result: PublishResult = await publisher.run(plan, () => {
         warmupTimer = setTimeout(() => meter.reset(), plan.warmupMs);
@@ -321,6 +351,12 @@ export async function drive(bench: Bench, spec: DriveSpec): Promise<DriveResult>
         resyncs,
         unsubscribed: stats.reduce((s, st) => s + st.unsubscribed, 0),
         disconnects: stats.reduce((s, st) => s + st.disconnects, 0),
+        receipts: stats.reduce((s, st) => s + st.receipts, 0),
+        receiptErrors: stats.reduce((s, st) => s + st.receiptErrors, 0),
+        meanBatch: (() => {
+          const batches = stats.reduce((s, st) => s + (st.batches ?? 0), 0);
+          return batches ? Math.round((stats.reduce((s, st) => s + st.deliveries, 0) / batches) * 10) / 10 : null;
+        })(),
         lateTicks: result.lateTicks,
         windowFromUs: result.measureFromUs,
         windowToUs: result.measureToUs,
@@ -351,5 +387,6 @@ export function integrityProblems(r: DriveResult): string[] {
   if (r.seqErrors && !overflow) problems.push(`${r.seqErrors} protocol seq gaps`);
   if (r.disconnects) problems.push(`${r.disconnects} unexpected disconnects`);
   if (r.unsubscribed) problems.push(`${r.unsubscribed} unsubscribed by the server`);
+  if (r.receiptErrors) problems.push(`${r.receiptErrors} receipts refused or unanswered`);
   return problems;
 }

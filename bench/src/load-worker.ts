@@ -6,8 +6,10 @@
  */
 import amqp, { type Channel, type ChannelModel } from 'amqplib';
 import { io, type Socket } from 'socket.io-client';
-import { ClientEvent, ServerEvent, type Delivery, type ResyncNotice, type SubscribeAck, type UnsubscribeAck } from '@topicgate/shared';
+import { ClientEvent, ServerEvent, type Delivery, type ReceivedAck, type ResyncNotice, type SubscribeAck, type UnsubscribeAck } from '@topicgate/shared';
 import { nowUs } from './clock.js';
+import { MqttClient, mqttFilter } from './clients/mqtt.js';
+import { RECEIPT_DELAY_MS, ReceiptScheduler, type ReceivedSeqs } from './clients/receipts.js';
 import { StompClient } from './clients/stomp.js';
 import type { BenchBody, ChurnResult, ClientPlan, ConnectResult, WorkerCommand, WorkerEvent, WorkerStats } from './messages.js';
 import { Histogram, RateSeries, StreamTracker } from './stats.js';
@@ -30,6 +32,10 @@ class Counters {
   resyncs: Record<string, number> = {};
   unsubscribed = 0;
   disconnects = 0;
+  receipts = 0;
+  receiptErrors = 0;
+  /** Gateway: `messages` events received (deliveries / batches = the mean batch). */
+  batches = 0;
 }
 
 let counters = new Counters();
@@ -62,7 +68,14 @@ function newClientState(): Pick<Client, 'tracker' | 'streams' | 'lastSeq'> {
   return { tracker: new StreamTracker(), streams: new Set(), lastSeq: new Map() };
 }
 
-async function gatewayClient(url: string): Promise<Client> {
+/**
+ * A socket.io client of the gateway. `resumable`: subscribes with
+ * `resumable: true` (the gateway must answer with a `resume` grant) and
+ * confirms deliveries with `received`, one request in flight per socket
+ * (ReceiptScheduler), as a resumable client must or the broker stops after
+ * ~100 unconfirmed deliveries per subscription.
+ */
+async function gatewayClient(url: string, resumable = false): Promise<Client> {
   const socket: Socket = io(url, { transports: ['websocket'], forceNew: true, reconnection: false, timeout: 30_000 });
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', resolve);
@@ -71,15 +84,18 @@ async function gatewayClient(url: string): Promise<Client> {
   const client: Client = {
     ...newClientState(),
     async subscribe(pattern) {
-      const ack: SubscribeAck = await socket.timeout(60_000).emitWithAck(ClientEvent.Subscribe, { pattern });
+      const ack: SubscribeAck = await socket.timeout(60_000).emitWithAck(ClientEvent.Subscribe, resumable ? { pattern, resumable: true } : { pattern });
       if (!ack.ok) throw new Error(`subscribe refused: ${ack.error.code}: ${ack.error.message}`);
-      client.lastSeq.set(ack.id, 0);
+      if (resumable && !ack.resume) throw new Error('subscribe { resumable: true } was answered without a resume grant: the gateway has no TOPICGATE_RESUME_WINDOW (or is too old)');
+      // Deliveries may precede the ack: `seq` is checked from the first one seen after it.
+      if (!client.lastSeq.has(ack.id)) client.lastSeq.set(ack.id, 0);
       return ack.id;
     },
     async unsubscribe(id) {
       const ack: UnsubscribeAck = await socket.timeout(60_000).emitWithAck(ClientEvent.Unsubscribe, { id });
       if (!ack.ok) throw new Error(`unsubscribe refused: ${ack.error.code}`);
       client.lastSeq.delete(id);
+      receipts?.forget(id);
     },
     close: () =>
       new Promise<void>((resolve) => {
@@ -88,17 +104,39 @@ async function gatewayClient(url: string): Promise<Client> {
         socket.disconnect();
       }),
   };
+  const receipts = resumable ? new ReceiptScheduler() : null;
+  let receiptTimer: NodeJS.Timeout | null = null;
+  const armReceiptTimer = (): void => {
+    if (receiptTimer || !receipts?.hasUnsent || receipts.pending) return;
+    receiptTimer = setTimeout(() => {
+      receiptTimer = null;
+      if (socket.connected && receipts) sendReceipts(receipts.flush(true));
+    }, RECEIPT_DELAY_MS);
+    receiptTimer.unref();
+  };
+  const sendReceipts = (seqs: ReceivedSeqs | null): void => {
+    if (!receipts) return;
+    if (!seqs) return armReceiptTimer();
+    counters.receipts++;
+    socket.timeout(60_000).emit(ClientEvent.Received, { seqs }, (err: Error | null, ack?: ReceivedAck) => {
+      if (err || !ack?.ok) counters.receiptErrors++;
+      if (socket.connected) sendReceipts(receipts.acknowledged());
+    });
+  };
   socket.on(ServerEvent.Messages, (batch: Delivery[]) => {
     const recv = nowUs();
     counters.series.add(recv, batch.length);
+    counters.batches++;
     for (const d of batch) {
       const last = client.lastSeq.get(d.id);
       if (last !== undefined) {
         if (d.seq !== last + 1) counters.seqErrors++;
         client.lastSeq.set(d.id, d.seq);
-      }
+      } else if (resumable && d.seq === 1) client.lastSeq.set(d.id, 1); // ahead of its subscribe ack
+      receipts?.noteDelivery(d.id, d.seq);
       deliver(client, d.body as unknown as BenchBody, recv);
     }
+    if (receipts) sendReceipts(receipts.flush());
   });
   socket.on(ServerEvent.Resync, (notice: ResyncNotice) => {
     counters.resyncs[notice.reason] = (counters.resyncs[notice.reason] ?? 0) + 1;
@@ -181,10 +219,45 @@ async function stompClient(cmd: Extract<WorkerCommand, { op: 'connect' }>): Prom
   return client;
 }
 
+let mqttCounter = 0;
+
+/** Web-MQTT with a persistent session (clean_session=false, a fixed client id) and QoS 1 subscriptions, each PUBLISH PUBACKed. */
+async function mqttClient(cmd: Extract<WorkerCommand, { op: 'connect' }>): Promise<Client> {
+  const state = newClientState();
+  const mqtt = new MqttClient({
+    url: cmd.mqttUrl,
+    clientId: `${cmd.mqttClientPrefix}${process.pid}.${++mqttCounter}`,
+    username: 'guest',
+    password: 'guest',
+    cleanSession: false,
+    onMessage: (data, start, end) => {
+      const recv = nowUs();
+      counters.series.add(recv);
+      deliver(client, JSON.parse(data.toString('utf8', start, end)) as BenchBody, recv);
+    },
+    onClose: () => counters.disconnects++,
+  });
+  await mqtt.connect();
+  const client: Client = {
+    ...state,
+    subscribe: (pattern) => mqtt.subscribe(mqttFilter(pattern), 1),
+    unsubscribe: (filter) => mqtt.unsubscribe(filter),
+    close: () => mqtt.close(),
+  };
+  return client;
+}
+
 async function connectOne(cmd: Extract<WorkerCommand, { op: 'connect' }>, plan: ClientPlan, result: ConnectResult): Promise<void> {
   let client: Client;
   try {
-    client = cmd.kind === 'gateway' ? await gatewayClient(cmd.gatewayUrl) : cmd.kind === 'amqp' ? await amqpClient(cmd) : await stompClient(cmd);
+    client =
+      cmd.kind === 'gateway' || cmd.kind === 'resumable'
+        ? await gatewayClient(cmd.gatewayUrl, cmd.kind === 'resumable')
+        : cmd.kind === 'amqp'
+          ? await amqpClient(cmd)
+          : cmd.kind === 'mqtt'
+            ? await mqttClient(cmd)
+            : await stompClient(cmd);
   } catch (err) {
     result.failures.push(`connect: ${(err as Error).message}`);
     return;
@@ -246,6 +319,9 @@ function stats(): WorkerStats {
     resyncs: counters.resyncs,
     unsubscribed: counters.unsubscribed,
     disconnects: counters.disconnects,
+    receipts: counters.receipts,
+    receiptErrors: counters.receiptErrors,
+    batches: counters.batches,
     perStream,
     subscribersPerStream,
   };

@@ -4,8 +4,16 @@
  */
 import type { HistogramData } from './stats.js';
 
-/** The three ways a "browser" can receive the same messages. */
-export type ClientKind = 'gateway' | 'amqp' | 'stomp';
+/**
+ * The ways a "browser" can receive the same messages: the gateway (default
+ * subscriptions, or `resumable` ones on a gateway with a resume window,
+ * confirmed with `received`), raw amqplib, Web-STOMP, and Web-MQTT with a
+ * persistent session and QoS 1 (the broker's own resumable peer).
+ */
+export type ClientKind = 'gateway' | 'resumable' | 'amqp' | 'stomp' | 'mqtt';
+
+/** Kinds that go through a topicgate gateway process. */
+export const isGatewayKind = (kind: ClientKind): kind is 'gateway' | 'resumable' => kind === 'gateway' || kind === 'resumable';
 
 /**
  * A published body (~200 bytes of JSON): `s` stream, `n` sequence number in
@@ -27,7 +35,21 @@ export interface ClientPlan {
 }
 
 export type WorkerCommand =
-  | { op: 'connect'; kind: ClientKind; clients: ClientPlan[]; gatewayUrl: string; amqpUrl: string; stompUrl: string; exchange: string; queuePrefix: string; concurrency: number; rawSharedChannel: boolean }
+  | {
+      op: 'connect';
+      kind: ClientKind;
+      clients: ClientPlan[];
+      gatewayUrl: string;
+      amqpUrl: string;
+      stompUrl: string;
+      mqttUrl: string;
+      /** MQTT client ids start with this (their session queues are `mqtt-subscription-<client id>qos1`). */
+      mqttClientPrefix: string;
+      exchange: string;
+      queuePrefix: string;
+      concurrency: number;
+      rawSharedChannel: boolean;
+    }
   | { op: 'reset' }
   | { op: 'progress'; stream: number; everyMs: number }
   | { op: 'stats' }
@@ -56,6 +78,11 @@ export interface WorkerStats {
   resyncs: Record<string, number>;
   unsubscribed: number;
   disconnects: number;
+  /** Resumable: `received` requests sent, and those answered other than `{ ok: true }` (or not at all). */
+  receipts: number;
+  receiptErrors: number;
+  /** Gateway kinds: `messages` events (batches of deliveries) received. */
+  batches: number;
   /** Per stream: distinct sequence numbers received, summed over clients (to compute losses). */
   perStream: Record<string, number>;
   /** Per stream: how many subscriptions expect it. */

@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import type { ClientKind } from './messages.js';
 
+export const ALL_KINDS: readonly ClientKind[] = ['gateway', 'resumable', 'amqp', 'stomp', 'mqtt'];
 export const ALL_SCENARIOS = ['fanout', 'churn', 'idle', 'logtail', 'profile'] as const;
 export type ScenarioName = (typeof ALL_SCENARIOS)[number];
 /** `profile` is opt-in: it restarts the gateway under --cpu-prof. */
@@ -44,6 +45,10 @@ export interface BenchOptions {
   amqpUrl: string;
   managementUrl: string;
   stompUrl: string;
+  /** Web-MQTT endpoint (rabbitmq_web_mqtt). */
+  mqttUrl: string;
+  /** TOPICGATE_RESUME_WINDOW (seconds) of the gateways the `resumable` kind runs against. */
+  resumeWindow: number;
   cliPath: string;
   resultsDir: string;
   /** Label for this build in the report (e.g. "worktree: raw splice"). */
@@ -57,7 +62,10 @@ export const USAGE = `npm run bench [-- --quick] [-- --scenarios fanout,churn,id
 
 Environment (all optional):
   BENCH_SCENARIOS      comma-separated subset of ${ALL_SCENARIOS.join(', ')} (default: all but profile)
-  BENCH_KINDS          gateway,amqp,stomp  which receivers to run (default: all three)
+  BENCH_KINDS          which receivers to run (default: all five): gateway (default subscriptions),
+                       resumable (gateway with TOPICGATE_RESUME_WINDOW, subscribe { resumable: true } + received),
+                       amqp (raw amqplib), stomp (Web-STOMP), mqtt (Web-MQTT, clean_session=false, QoS 1).
+                       idle and logtail run only gateway, amqp, stomp; churn only gateway, resumable, amqp
   BENCH_CLIENTS        fan-out client counts (default: 1,100,500,1000; --quick: 100,500)
   BENCH_IDLE_CLIENTS   idle connection counts (default: 1000,5000; --quick: 1000)
   BENCH_PROFILE_CLIENTS  fan-out client counts profiled with --cpu-prof (default: 100,500)
@@ -76,6 +84,9 @@ Environment (all optional):
   BENCH_AMQP_URL       (default: amqp://guest:guest@127.0.0.1:5672)
   BENCH_MANAGEMENT_URL (default: http://127.0.0.1:15672)
   BENCH_STOMP_URL      (default: ws://127.0.0.1:15674/ws)
+  BENCH_MQTT_URL       (default: ws://127.0.0.1:15675/ws)
+  BENCH_RESULTS_DIR    where the report goes (default: bench/results; a trial run can write elsewhere)
+  BENCH_RESUME_WINDOW  TOPICGATE_RESUME_WINDOW for the resumable kind's gateways, seconds (default: 60)
 `;
 
 export function readOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptions {
@@ -88,7 +99,8 @@ export function readOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOption
   const scenarioText = values.scenarios ?? env.BENCH_SCENARIOS;
   const scenarios = scenarioText ? (scenarioText.split(',').map((s) => s.trim()) as ScenarioName[]) : DEFAULT_SCENARIOS;
   for (const s of scenarios) if (!ALL_SCENARIOS.includes(s)) throw new Error(`unknown scenario "${s}"; known: ${ALL_SCENARIOS.join(', ')}`);
-  const kinds = (env.BENCH_KINDS ? env.BENCH_KINDS.split(',').map((s) => s.trim()) : ['gateway', 'amqp', 'stomp']) as ClientKind[];
+  const kinds = (env.BENCH_KINDS ? env.BENCH_KINDS.split(',').map((s) => s.trim()) : ['gateway', 'resumable', 'amqp', 'stomp', 'mqtt']) as ClientKind[];
+  for (const k of kinds) if (!ALL_KINDS.includes(k)) throw new Error(`unknown receiver kind "${k}"; known: ${ALL_KINDS.join(', ')}`);
   const root = fileURLToPath(new URL('../../', import.meta.url));
   return {
     quick,
@@ -114,8 +126,10 @@ export function readOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOption
     amqpUrl: env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672',
     managementUrl: env.BENCH_MANAGEMENT_URL ?? 'http://127.0.0.1:15672',
     stompUrl: env.BENCH_STOMP_URL ?? 'ws://127.0.0.1:15674/ws',
+    mqttUrl: env.BENCH_MQTT_URL ?? 'ws://127.0.0.1:15675/ws',
+    resumeWindow: num(env.BENCH_RESUME_WINDOW, 60),
     cliPath: env.BENCH_GATEWAY_CLI ?? `${root}server/dist/cli.js`,
-    resultsDir: `${root}bench/results`,
+    resultsDir: env.BENCH_RESULTS_DIR ?? `${root}bench/results`,
     label: env.BENCH_LABEL ?? '',
   };
 }

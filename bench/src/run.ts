@@ -28,6 +28,7 @@ async function preflight(bench: Bench): Promise<void> {
   bench.brokerPid = findBrokerPid() || (await broker.pid());
   if (!existsSync(options.cliPath)) throw new Error(`no gateway build at ${options.cliPath}; run \`npx tsc -b server\` (npm run bench does) or set BENCH_GATEWAY_CLI`);
   if (options.kinds.includes('stomp')) await broker.ensureWebStomp((l) => bench.log(l));
+  if (options.kinds.includes('mqtt') && options.scenarios.includes('fanout')) await broker.ensureWebMqtt(options.mqttUrl, (l) => bench.log(l));
 
   // File descriptors: the idle scenario holds thousands of sockets on the broker (Web-STOMP), the gateway and the generators.
   const biggest = options.scenarios.includes('idle') ? Math.max(...options.idleClients) : Math.max(...options.fanoutClients, options.logtail.clients);
@@ -59,6 +60,8 @@ async function cleanup(bench: Bench): Promise<void> {
   await bench.unwatchBroker();
   const { broker } = bench;
   await broker.deleteExchange(bench.exchange).catch((err: Error) => bench.warn(`could not delete exchange ${bench.exchange}: ${err.message}`));
+  // The gateways declare a durable control exchange beside it (`<exchange>.control`, server/src/control.ts).
+  await broker.deleteExchange(`${bench.exchange}.control`).catch(() => undefined);
   const gatewayQueues = `topicgate.${bench.runId}-`;
   let queues: string[] = [];
   let conns: string[] = [];
@@ -69,6 +72,8 @@ async function cleanup(bench: Bench): Promise<void> {
     await sleep(500);
   }
   for (const q of queues) await broker.deleteQueue(q).catch(() => undefined);
+  const sessions = await bench.deleteMqttSessions().catch(() => 0);
+  if (sessions) bench.log(`cleanup: deleted ${sessions} Web-MQTT session queue(s) of this run`);
   if (queues.length || conns.length) bench.warn(`after cleanup the broker still had ${queues.length} queue(s) and ${conns.length} connection(s) of this run (${[...queues, ...conns].slice(0, 3).join(', ')}); queues were deleted`);
   else bench.log('cleanup: no queue, exchange, connection or child process of this run is left');
 }
@@ -94,7 +99,7 @@ function describeRun(options: BenchOptions, bench: Bench): Record<string, string
     'run id': bench.runId,
     'gateway build': `${repoRelative(options.cliPath)} (git ${rev})${options.label ? ` — ${options.label}` : ''}`,
     machine: `${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}, RabbitMQ ${rabbit} at ${redact(options.amqpUrl)}`,
-    settings: `${options.quick ? 'quick; ' : ''}scenarios ${options.scenarios.join(', ')}; receivers ${options.kinds.join(', ')}; ${options.gatewayProcesses} gateway process${options.gatewayProcesses === 1 ? '' : 'es'}${options.gatewayNodeArgs.length ? ` (node ${options.gatewayNodeArgs.join(' ')})` : ''}; ${options.workers} load-generator processes; warm-up ${options.warmupMs} ms + window ${options.measureMs} ms per fan-out run; ${options.bodyBytes}-byte bodies; raw amqplib consumers on ${options.rawSharedChannel ? 'one shared channel per generator process' : 'one channel each'}; flat-out window ${options.flatWindow} deliveries`,
+    settings: `${options.quick ? 'quick; ' : ''}scenarios ${options.scenarios.join(', ')}; receivers ${options.kinds.join(', ')}; ${options.gatewayProcesses} gateway process${options.gatewayProcesses === 1 ? '' : 'es'}${options.gatewayNodeArgs.length ? ` (node ${options.gatewayNodeArgs.join(' ')})` : ''}; ${options.workers} load-generator processes; warm-up ${options.warmupMs} ms + window ${options.measureMs} ms per fan-out run; ${options.bodyBytes}-byte bodies; raw amqplib consumers on ${options.rawSharedChannel ? 'one shared channel per generator process' : 'one channel each'}; flat-out window ${options.flatWindow} deliveries${options.kinds.includes('resumable') ? `; resumable: gateways with TOPICGATE_RESUME_WINDOW=${options.resumeWindow}, one \`received\` in flight per socket` : ''}${options.kinds.includes('mqtt') ? `; Web-MQTT: clean_session=false, QoS 1 subscriptions, every PUBLISH PUBACKed, published to amq.topic` : ''}`,
   };
 }
 

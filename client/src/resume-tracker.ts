@@ -27,8 +27,17 @@ import {
 
 /** The gateway refuses a resume presenting more fingerprints than this (`bad_request`); past it, subscribe afresh. */
 export const MAX_RESUME_FINGERPRINTS = 4096;
-/** How long new deliveries wait for a receipt: long enough to cover a burst with one request, short against the broker's ~99 unsettled. */
-export const RECEIPT_DELAY_MS = 25;
+/**
+ * Unconfirmed deliveries of one subscription that make a receipt go at once:
+ * a third of the broker's ~99 unsettled, so a fast stream never stalls.
+ */
+export const RECEIPT_BATCH = 32;
+/**
+ * How long fewer deliveries wait for a receipt. Each receipt costs the
+ * gateway and the broker a round trip, so a slow stream confirms rarely; what
+ * it leaves unconfirmed only lengthens a resume's fingerprints.
+ */
+export const RECEIPT_DELAY_MS = 1_000;
 /** After a refused receipt, the next is not sent sooner than this: a gateway in trouble is not hammered. */
 export const RECEIPT_RETRY_DELAY_MS = 1_000;
 
@@ -130,7 +139,7 @@ export class ResumeTracker {
     if (grant !== undefined) this.#grant = grant;
     this.#awaySince = undefined;
     this.#inFlight = false;
-    if (typeof settled === 'number' && Number.isSafeInteger(settled) && settled >= 0 && settled <= this.#seq) {
+    if (typeof settled === 'number' && Number.isSafeInteger(settled) && settled >= 0 && settled <= this.#seq + 1) {
       this.#settled = settled;
       this.#pending = undefined;
       this.#dropBefore(anchor(settled) + 1);
@@ -146,15 +155,16 @@ export class ResumeTracker {
 
   /**
    * `resync` with `resume`: the gateway replaced the subscription's queue.
-   * The new queue holds nothing relayed so far, so everything up to `seq`
-   * counts as settled (as if a receipt for `seq` had been acknowledged), and a
-   * receipt in flight means nothing any more.
+   * The new queue holds nothing relayed so far — not even the delivery a
+   * receipt would keep as its anchor — so `settled` becomes `seq + 1`, as if
+   * a receipt for the next delivery had been applied (docs/protocol.md
+   * §15.3), and a receipt in flight means nothing any more.
    */
   replaced(grant: ResumeGrant): void {
     this.#grant = grant;
-    this.#settled = this.#seq;
+    this.#settled = this.#seq + 1;
     this.#pending = undefined;
-    this.#dropBefore(anchor(this.#seq) + 1);
+    this.#dropBefore(this.#seq + 1);
     this.#inFlight = false;
     this.#generation++;
   }
@@ -205,6 +215,11 @@ export class ResumeTracker {
   /** Whether a receipt should include this subscription: it holds deliveries not yet confirmed, and none is in flight for it. */
   needsReceipt(): boolean {
     return this.#grant !== undefined && !this.#inFlight && this.#seq > this.#settled;
+  }
+
+  /** Whether enough deliveries await a receipt that it should go now rather than after the delay. */
+  receiptDue(): boolean {
+    return this.needsReceipt() && this.#seq - this.#settled >= RECEIPT_BATCH;
   }
 
   /** A receipt through `seq` is being sent. */
@@ -259,6 +274,8 @@ export class ReceiptScheduler {
   readonly #delay: number;
   readonly #retryDelay: number;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the armed timer fires (ms since the epoch). */
+  #due = 0;
   #inFlight = false;
   /** Bumped when the connection goes: an ack from the old one is ignored. */
   #epoch = 0;
@@ -274,9 +291,9 @@ export class ReceiptScheduler {
     return this.#inFlight;
   }
 
-  /** New deliveries arrived (or a subscription resumed with unconfirmed ones): a receipt follows shortly. */
+  /** New deliveries arrived (or a subscription resumed with unconfirmed ones): a receipt follows, at once if one is due. */
   poke(): void {
-    this.#arm(this.#delay);
+    this.#arm(this.#anyDue() ? 0 : this.#delay);
   }
 
   /** The connection went away: no ack will come, and nothing is sent until `poke` on the next one. */
@@ -288,11 +305,22 @@ export class ReceiptScheduler {
   }
 
   #arm(delay: number): void {
-    if (this.#inFlight || this.#timer !== undefined) return;
+    if (this.#inFlight) return;
+    const due = Date.now() + delay;
+    if (this.#timer !== undefined) {
+      if (this.#due <= due) return;
+      clearTimeout(this.#timer);
+    }
+    this.#due = due;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.#flush();
     }, delay);
+  }
+
+  #anyDue(): boolean {
+    for (const { id, tracker } of this.#port.targets()) if (id !== undefined && tracker.receiptDue()) return true;
+    return false;
   }
 
   #flush(): void {
@@ -316,12 +344,10 @@ export class ReceiptScheduler {
         this.#arm(this.#retryDelay);
         return;
       }
-      // Whatever arrived while this one was in flight goes at once: the broker may be waiting for it.
+      // Enough arrived while this one was in flight: the next goes at once (the broker may be waiting for it); fewer, after the delay.
+      if (this.#anyDue()) return this.#flush();
       for (const { id, tracker } of this.#port.targets()) {
-        if (id !== undefined && tracker.needsReceipt()) {
-          this.#flush();
-          return;
-        }
+        if (id !== undefined && tracker.needsReceipt()) return this.#arm(this.#delay);
       }
     });
   }

@@ -232,7 +232,7 @@ describe('after an unexpected disconnect', () => {
     expect(resyncs).toEqual(['expired']);
   });
 
-  it('after a resync with a new claim presents that claim, with everything before it settled', async () => {
+  it('after a resync with a new claim presents that claim, with everything before it settled (the new queue holds no anchor: settled is one past)', async () => {
     const c = client();
     const resyncs: SubscriptionResyncReason[] = [];
     c.subscribe('logs.#').on('resync', ({ reason }) => resyncs.push(reason));
@@ -243,7 +243,7 @@ describe('after an unexpected disconnect', () => {
     socket.deliver('a1', 5, 5);
     socket.drop();
     socket.open();
-    expect(socket.unanswered('subscribe')[0]!.payload.resume).toEqual({ claim: GRANT2.claim, seq: 5, settled: 4, fingerprints: fingerprints(4, 5) });
+    expect(socket.unanswered('subscribe')[0]!.payload.resume).toEqual({ claim: GRANT2.claim, seq: 5, settled: 5, fingerprints: fingerprints(5, 5) });
   });
 
   it('a resume refused as forbidden ends the subscription, as any forbidden resubscribe does', () => {

@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   anchor,
   MAX_RESUME_FINGERPRINTS,
+  RECEIPT_BATCH,
   RECEIPT_DELAY_MS,
   RECEIPT_RETRY_DELAY_MS,
   ReceiptScheduler,
@@ -67,11 +68,12 @@ describe('ResumeTracker', () => {
     const sent = t.receiptSent();
     const next: ResumeGrant = { claim: 'topicgate.r.a.b.d', window: 30 };
     t.replaced(next);
-    expect(t.settled).toBe(6);
+    expect(t.settled).toBe(7); // one past: the new queue holds no anchor delivery
+    expect(t.plan(0)).toEqual({ kind: 'resume', request: { claim: next.claim, seq: 6, settled: 7, fingerprints: [] } });
     expect(t.pending).toBeUndefined();
     t.receiptAcked(sent, true); // the old queue's receipt: void
     t.delivered(delivery(7));
-    expect(t.plan(0)).toEqual({ kind: 'resume', request: { claim: next.claim, seq: 7, settled: 6, fingerprints: fingerprints(6, 7) } });
+    expect(t.plan(0)).toEqual({ kind: 'resume', request: { claim: next.claim, seq: 7, settled: 7, fingerprints: fingerprints(7, 7) } });
   });
 
   it('after a resume takes the gateway\'s settled, which resolves a receipt that was in flight', () => {
@@ -162,12 +164,29 @@ describe('ReceiptScheduler', () => {
 
     sent[0]!.ack({ ok: true });
     expect([a.settled, b.settled]).toEqual([3, 1]);
-    // What arrived meanwhile goes at once, without waiting for the timer.
+    // A few arrived meanwhile: they wait for the delay, not for another burst.
+    expect(sent).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(RECEIPT_DELAY_MS);
     expect(sent.map((s) => s.request)).toEqual([{ seqs: { s1: 3, s2: 1 } }, { seqs: { s1: 4, s2: 2, s3: 1 } }]);
     sent[1]!.ack({ ok: true });
     expect([a.settled, b.settled, c.settled]).toEqual([4, 2, 1]);
     await vi.advanceTimersByTimeAsync(RECEIPT_DELAY_MS * 10);
     expect(sent).toHaveLength(2); // nothing new: nothing sent
+  });
+
+  it('sends at once, without the delay, when a subscription has a batch of unconfirmed deliveries — also right after an ack', async () => {
+    const a = tracker(RECEIPT_BATCH - 1);
+    const { scheduler, sent } = setUp([['s1', a]]);
+    scheduler.poke();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(sent).toHaveLength(0); // one short of a batch: waits
+    a.delivered(delivery(RECEIPT_BATCH));
+    scheduler.poke();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(sent.map((s) => s.request.seqs)).toEqual([{ s1: RECEIPT_BATCH }]);
+    for (let n = RECEIPT_BATCH + 1; n <= 2 * RECEIPT_BATCH; n++) a.delivered(delivery(n));
+    sent[0]!.ack({ ok: true });
+    expect(sent.map((s) => s.request.seqs)).toEqual([{ s1: RECEIPT_BATCH }, { s1: 2 * RECEIPT_BATCH }]);
   });
 
   it('retries a refused receipt after a delay, not at once', async () => {

@@ -3,6 +3,7 @@
  * against the real RabbitMQ, on its own exchange, with a CI fast enough for
  * tests; and the REST side of every comparison the specs make.
  */
+import { randomBytes } from 'node:crypto';
 import { runDemo } from '../../server/src/demo/run-demo.js';
 import type { SimulatorOptions } from '../../server/src/demo/ci-simulator.js';
 import type { Build, LogChunk } from '../../server/src/demo/model.js';
@@ -22,6 +23,8 @@ export interface Demo {
   readonly url: string;
   /** The demo's topic exchange (its own, deleted when it closes). */
   readonly exchange: string;
+  /** The secret the demo signs its tokens with: another gateway configured with it trusts the demo's pages. */
+  readonly jwtSecret: string;
   /** Prefix of the transient queues this demo's gateway declares (`topicgate.<gatewayId>.`). */
   readonly queuePrefix: string;
   /** This demo's queues on the broker: transient ones by prefix, resumable ones (the demo's default) by their binding to its exchange. */
@@ -39,6 +42,7 @@ export interface Demo {
 export async function startDemo(options: { chaos?: boolean; simulator?: SimulatorOptions } = {}): Promise<Demo> {
   await requireBroker();
   const exchange = uniqueName('topicgate-e2e');
+  const jwtSecret = randomBytes(32).toString('base64url');
   const gateway = await runDemo(
     {
       port: '0',
@@ -48,7 +52,7 @@ export async function startDemo(options: { chaos?: boolean; simulator?: Simulato
       'log-level': 'silent',
       ...(options.chaos && { 'demo-chaos': '1' }),
     },
-    { simulator: options.simulator ?? FAST_CI },
+    { simulator: options.simulator ?? FAST_CI, jwtSecret },
   );
   const getJson = async <T>(path: string): Promise<T> => {
     const response = await fetch(`${gateway.url}${path}`);
@@ -59,6 +63,7 @@ export async function startDemo(options: { chaos?: boolean; simulator?: Simulato
     gateway,
     url: gateway.url,
     exchange,
+    jwtSecret,
     queuePrefix: gateway.queuePrefix,
     queues: () => gatewayQueues(gateway.queuePrefix, exchange),
     builds: () => getJson<Build[]>('/api/builds'),

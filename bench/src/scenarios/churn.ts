@@ -3,10 +3,12 @@
  * acknowledgements, through the gateway (queue declared, bound, consumed,
  * cancelled, deleted behind each pair) and against the same broker work done
  * directly over AMQP (declare/bind/consume/cancel/delete on a long-lived
- * channel) in the same run.
+ * channel) in the same run; also with resumable subscriptions (`subscribe
+ * { resumable: true }` on a gateway with a resume window: a durable queue
+ * with x-expires, a marker message and a channel of its own behind each).
  */
 import type { Bench } from '../harness.js';
-import type { ChurnResult, ClientKind } from '../messages.js';
+import { isGatewayKind, type ChurnResult, type ClientKind } from '../messages.js';
 import { CpuMeter, findBrokerPid } from '../proc.js';
 import type { GatewayProcess } from '../processes.js';
 import { MergedHistogram } from '../stats.js';
@@ -23,7 +25,7 @@ async function churnOnce(bench: Bench, kind: ClientKind, gateway: GatewayProcess
     const conn = await bench.connect(workers, kind, Array.from({ length: loops }, () => ({ patterns: [] })), gateway ? [gateway] : []);
     if (conn.connected < loops) throw new Error(`only ${conn.connected}/${loops} ${kind} clients connected: ${conn.failures.join('; ')}`);
     const meter = new CpuMeter(() => ({
-      ...(gateway && kind === 'gateway' ? { gateway: [gateway.pid] } : {}),
+      ...(gateway && isGatewayKind(kind) ? { gateway: [gateway.pid] } : {}),
       broker: [bench.brokerPid],
       generators: workers.map((w) => w.pid),
     }));
@@ -55,10 +57,10 @@ async function churnOnce(bench: Bench, kind: ClientKind, gateway: GatewayProcess
 }
 
 export async function churn(bench: Bench): Promise<void> {
-  const kinds = bench.options.kinds.filter((k): k is 'gateway' | 'amqp' => k !== 'stomp');
+  const kinds = bench.options.kinds.filter((k) => k === 'gateway' || k === 'resumable' || k === 'amqp');
   for (const kind of kinds) {
     bench.log(`churn ${kind}`);
-    const gateway = kind === 'gateway' ? await bench.startGateway() : null;
+    const gateway = kind === 'gateway' ? await bench.startGateway() : kind === 'resumable' ? (await bench.startResumableGateways(1))[0]! : null;
     try {
       bench.record({ scenario: 'churn', ...(await bench.attempt(`churn ${kind}`, () => churnOnce(bench, kind, gateway))) });
     } catch (err) {

@@ -124,7 +124,8 @@ async function idleOnce(bench: Bench, kind: ClientKind, wanted: number) {
 
 export async function idle(bench: Bench): Promise<void> {
   for (const n of bench.options.idleClients) {
-    for (const kind of bench.options.kinds) {
+    // Resumable subscriptions and Web-MQTT are measured in fan-out and churn only.
+    for (const kind of bench.options.kinds.filter((k) => k === 'gateway' || k === 'amqp' || k === 'stomp')) {
       bench.log(`idle ${kind} × ${n}`);
       try {
         bench.record({ scenario: 'idle', ...(await bench.attempt(`idle ${kind} × ${n}`, () => idleOnce(bench, kind, n))) });

@@ -11,7 +11,7 @@ export async function logtail(bench: Bench): Promise<void> {
     // Every build is followed by the same number of clients; a client never follows one build twice.
     patterns: Array.from({ length: logsPerClient }, (_, j) => `logs.${((i + j * (1 + Math.floor(i / builds))) % builds) + 1}.append`),
   }));
-  const kinds = bench.options.kinds.filter((k) => k !== 'amqp');
+  const kinds = bench.options.kinds.filter((k) => k === 'gateway' || k === 'stomp');
   for (const kind of kinds) {
     bench.log(`log tail ${kind}`);
     const gateways = kind === 'gateway' ? await bench.startGateways(bench.options.gatewayProcesses) : [];

@@ -9,13 +9,17 @@ import { integrityProblems, type Bench } from '../harness.js';
 import { summarize, summaryMarkdown } from '../profile-summary.js';
 import { fanoutOnce } from './fanout.js';
 
+/** `BENCH_PROFILE_KIND=resumable` profiles resumable subscriptions instead of the default ones. */
+const KIND = process.env.BENCH_PROFILE_KIND === 'resumable' ? 'resumable' : 'gateway';
+
 export async function profile(bench: Bench): Promise<void> {
   for (const clients of bench.options.profileClients) {
-    bench.log(`profile: gateway under --cpu-prof, fan-out flat × ${clients}`);
+    bench.log(`profile: gateway under --cpu-prof, fan-out flat × ${clients} (${KIND})`);
     const dir = `${bench.options.resultsDir}/profiles/${bench.runId}-${clients}`;
-    const gateway = await bench.startGateway({ cpuProfileDir: dir });
+    const env = KIND === 'resumable' ? { TOPICGATE_RESUME_WINDOW: String(bench.options.resumeWindow) } : undefined;
+    const gateway = await bench.startGateway({ cpuProfileDir: dir, ...(env && { env }) });
     try {
-      const r = await bench.attempt(`profile × ${clients}`, () => fanoutOnce(bench, 'gateway', clients, 'flat', [gateway]));
+      const r = await bench.attempt(`profile × ${clients}`, () => fanoutOnce(bench, KIND, clients, 'flat', [gateway]));
       await gateway.stop();
       const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
       if (!file) throw new Error(`the gateway wrote no .cpuprofile into ${dir}`);

@@ -22,6 +22,11 @@ export interface DemoOptions {
   simulator?: SimulatorOptions;
   /** Builds kept in the store; older finished ones are deleted (and the deletion announced). Default: 50. */
   keepBuilds?: number;
+  /**
+   * The secret the demo signs its tokens with; random per run by default.
+   * Tests set it to start a second gateway that trusts the demo's tokens.
+   */
+  jwtSecret?: string;
 }
 
 /** The demo's exchange unless TOPICGATE_EXCHANGE says otherwise: never the gateway's default, `topicgate`. */
@@ -44,7 +49,7 @@ function refuseProductionLook(settings: Settings): void {
 
 export async function runDemo(settings: Settings, options: DemoOptions = {}): Promise<RunningGateway> {
   refuseProductionLook(settings);
-  const secret = randomBytes(32).toString('base64url');
+  const secret = options.jwtSecret ?? randomBytes(32).toString('base64url');
   // Fenced off from anything real unless told otherwise: its own exchange, this
   // machine only, and no metrics listener (several demos may run on one machine).
   // Resume on, so a blip or a closed laptop lid does not reload the pages.

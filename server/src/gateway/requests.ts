@@ -45,7 +45,8 @@ function parseResume(resume: unknown): ResumeRequest | string {
   const { claim, seq, settled, pending, fingerprints } = resume;
   if (typeof claim !== 'string' || claim.length > MAX_CLAIM_LENGTH) return `"claim" must be a string of at most ${MAX_CLAIM_LENGTH} characters`;
   if (!isCount(seq)) return '"seq" must be a whole number ≥ 0';
-  if (!isCount(settled) || settled > seq) return '"settled" must be a whole number from 0 to "seq"';
+  // seq + 1: nothing received since a renewal (docs/protocol.md §15.3).
+  if (!isCount(settled) || settled > seq + 1) return '"settled" must be a whole number from 0 to "seq" + 1';
   if (pending !== undefined && (!isCount(pending) || pending < settled || pending > seq)) return '"pending", when present, must be a whole number from "settled" to "seq"';
   // The delivery a receipt names stays unsettled (docs/protocol.md §15.4): fingerprints start with it.
   if (!Array.isArray(fingerprints) || fingerprints.length !== seq - Math.max(settled - 1, 0) || fingerprints.length > MAX_RESUME_FINGERPRINTS) {

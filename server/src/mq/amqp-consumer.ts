@@ -188,6 +188,7 @@ export class AmqpConsumer implements ResumableConsumer, PoolMember {
   }
 
   async fence(): Promise<void> {
+    this.held?.flush();
     await this.slot?.fence();
   }
 

@@ -31,6 +31,9 @@ import {
   type ResumeOutcome,
 } from './connector.js';
 
+/** Bodies remembered for reuse by `decode`: enough to span the interleaving of a few messages' copies. */
+const RECENT_BODIES = 8;
+
 /** How often a resume looks whether the queue's previous consumer has gone. */
 const TAKEOVER_POLL_MS = 100;
 
@@ -86,10 +89,8 @@ export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqCo
   private counter = 0;
   private closing = false;
   private reconnectTimer: NodeJS.Timeout | null = null;
-  /** The last body decoded, its bytes and its content_encoding (see `decode`). */
-  private lastContent: Buffer | null = null;
-  private lastEncoding: unknown = undefined;
-  private lastDecoded: DecodedBody | null = null;
+  /** The last bodies decoded, newest first, with their bytes and content_encoding (see `decode`). */
+  private readonly recentBodies: Array<{ content: Buffer; encoding: unknown; decoded: DecodedBody }> = [];
   private readonly dropReports = new DropReports();
 
   private constructor(readonly options: AmqpConnectorOptions) {
@@ -144,27 +145,32 @@ export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqCo
   }
 
   /**
-   * A message bound for N subscriptions arrives N times in a row, once per
-   * queue: compare bytes (a memcmp) and content_encoding with the last body
-   * and reuse its decoding instead of decoding and parsing the same JSON N
-   * times. A body that cannot be relayed (message-body.ts) gives null; it is
-   * logged and counted once per message, not once per queue it reached.
+   * A message bound for N subscriptions arrives N times, once per queue: in a
+   * row on a shared channel, interleaved with its neighbours when each queue
+   * has a channel of its own (resumable subscriptions). Compare bytes (a
+   * memcmp) and content_encoding with the last few bodies and reuse a
+   * decoding instead of decoding and parsing the same JSON N times. A body
+   * that cannot be relayed (message-body.ts) gives null; it is logged and
+   * counted once per message, not once per queue it reached.
    */
   decode(msg: ConsumeMessage, queue: string): DecodedBody | null {
     const { content, properties } = msg;
     const encoding: unknown = properties.contentEncoding;
     // Only relayable bodies are cached, and a compression header never is one.
     const cacheable = properties.headers?.compression === undefined;
-    if (cacheable && this.lastDecoded && this.lastEncoding === encoding && this.lastContent?.equals(content)) return this.lastDecoded;
+    if (cacheable) {
+      for (const recent of this.recentBodies) {
+        if (recent.encoding === encoding && recent.content.equals(content)) return recent.decoded;
+      }
+    }
     const result = decodeMessageBody(content, properties);
     if (!result.ok) {
       this.reportDrop(msg, queue, result);
       return null;
     }
     const decoded = { json: result.json, body: result.body };
-    this.lastContent = content;
-    this.lastEncoding = encoding;
-    this.lastDecoded = decoded;
+    this.recentBodies.unshift({ content, encoding, decoded });
+    if (this.recentBodies.length > RECENT_BODIES) this.recentBodies.pop();
     return decoded;
   }
 

@@ -69,7 +69,11 @@ export interface Consumer {
 export interface HeldDelivery {
   /** The broker delivered it before, to an earlier consumer of the queue, which never settled it. */
   readonly redelivered: boolean;
-  /** Acknowledges it to the broker; idempotent. After the consumer renewed or ended, a no-op. */
+  /**
+   * Marks it for acknowledgement to the broker, which the consumer's next
+   * `fence()` writes; idempotent. After the consumer renewed or ended, a no-op.
+   * Settle oldest first: acknowledgements may be written cumulatively.
+   */
   settle(): void;
 }
 
@@ -100,7 +104,7 @@ export interface ResumableOptions {
 export interface ResumableConsumer extends Consumer {
   /** Cancels without deleting: unsettled deliveries go back to the queue, which waits `expiresMs` for a resume. */
   detach(): Promise<void>;
-  /** Resolves once the broker has processed every `settle()` made before the call. */
+  /** Writes the settles made so far and resolves once the broker has processed them. */
   fence(): Promise<void>;
 }
 

@@ -81,6 +81,26 @@ describe.each(backends)('resumable queues: $name', (backend) => {
     expect(second.items.map((r) => r.held.redelivered)).toEqual([true, true, false, false]);
   });
 
+  it('settles written cumulatively never take the marker with them: a resume after many settles finds the queue intact', async () => {
+    mq = await backend.connect();
+    const first = new Inbox<Received>();
+    const opts = options();
+    const consumer = await mq.startResumable('jobs.#', (message, held) => first.push({ message, held }), opts);
+    for (let n = 1; n <= 30; n++) await mq.produce('jobs.a', { n });
+    await first.waitForCount(30);
+    // Two flushes of many settles each (cumulative), then a few (one by one).
+    for (const [from, to] of [[0, 10], [10, 20], [20, 22]] as const) {
+      for (const r of first.items.slice(from, to)) r.held.settle();
+      await consumer.fence();
+    }
+    await consumer.detach();
+    const second = new Inbox<Received>();
+    const outcome = await mq.resumeConsuming('jobs.#', (message, held) => second.push({ message, held }), opts);
+    expect(outcome).toMatchObject({ kind: 'resumed', backlog: 8 });
+    await second.waitForCount(8);
+    expect(numbers(second)).toEqual([23, 24, 25, 26, 27, 28, 29, 30]);
+  });
+
   it('a stopped consumer deletes its queue: a resume finds it missing', async () => {
     mq = await backend.connect();
     const opts = options();

@@ -53,7 +53,7 @@ export class ResumingClient {
       const held = this.byId.get(notice.id);
       if (held && notice.resume) {
         held.grant = notice.resume;
-        held.settled = held.seq; // the new queue starts after everything relayed so far
+        held.settled = held.seq + 1; // the new queue holds nothing relayed so far, not even an anchor (§15.3)
         held.pending = undefined;
       }
     });

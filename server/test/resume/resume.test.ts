@@ -4,7 +4,7 @@
  * it missed, or a reason to reload; and nothing lingers on the broker.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, listQueues, publishJson, requireBroker, withAdminChannel } from '../support/broker.js';
+import { closeConnections, eventually, listQueues, publishJson, requireBroker, withAdminChannel } from '../support/broker.js';
 import { startTestGateway, stopTestGateways, type TestGateway } from '../support/gateway.js';
 import { ResumingClient } from './resume-client.js';
 
@@ -162,6 +162,30 @@ describe('a resume that cannot be exact says why', () => {
     await publish(gateway, 'logs.5', 1, 10, { refusals: true });
     const acks = await c.reconnect();
     expect(acks.get('a')).toMatchObject({ ok: true, resumed: false, reason: 'overflow' });
+  });
+
+  it('reconnected: after the gateway loses its broker connection the client gets resync with a new claim, and the old one is void', async () => {
+    const gateway = await startTestGateway({ resumeWindowSeconds: 30 });
+    const c = await client(gateway);
+    const { claim } = (await c.subscribe('a', 'logs.#')).grant;
+    await publish(gateway, 'logs.7', 1, 2);
+    await eventually(() => c.subs.get('a')!.seq === 2, 'deliveries on the first queue');
+    await closeConnections(gateway.connectionName, 'test: force a reconnect');
+    await eventually(() => c.resyncs.length === 1, 'the resync');
+    const [notice] = c.resyncs as Array<{ reason: string; resume?: { claim: string } }>;
+    expect(notice).toMatchObject({ reason: 'reconnected', resume: { claim: expect.stringMatching(/^topicgate\.r\./), window: 30 } });
+    expect(notice!.resume!.claim).not.toBe(claim);
+    expect(await queueExists(claim)).toBe(false);
+    // A cut before anything reached the new queue, and one after: both resume it exactly.
+    c.cut();
+    await publish(gateway, 'logs.7', 3, 4);
+    expect((await c.reconnect()).get('a')).toMatchObject({ ok: true, resumed: true });
+    await eventually(() => c.subs.get('a')!.seq === 4, 'every message through 4');
+    c.cut();
+    await publish(gateway, 'logs.7', 5, 6);
+    expect((await c.reconnect()).get('a')).toMatchObject({ ok: true, resumed: true });
+    await eventually(() => c.subs.get('a')!.seq === 6, 'every message through 6');
+    expect(numbers(c, 'a')).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
   it('lost: the broker no longer holds the marker (what a node restart does to non-persistent messages)', async () => {
