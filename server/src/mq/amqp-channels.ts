@@ -233,6 +233,10 @@ export class ChannelSet {
   /** A pooled channel with no consumer left is closed. */
   private onSlotReleased(pooled: PooledChannel): void {
     pooled.leased--;
+    this.retireIfEmpty(pooled);
+  }
+
+  private retireIfEmpty(pooled: PooledChannel): void {
     if (pooled.leased > 0 || !pooled.usable) return;
     pooled.state = 'retired';
     this.pool.delete(pooled);
@@ -308,6 +312,10 @@ export class ChannelSet {
     });
     await channel.prefetch(this.options.prefetch);
     this.pool.add(pooled);
+    // The consumes that waited for it lease it in the next microtasks — unless
+    // releases meanwhile made room on an older channel for all of them. Then
+    // nobody ever releases a slot of this one, and it would stay open empty.
+    if (!dedicated) setImmediate(() => this.retireIfEmpty(pooled));
     return pooled;
   }
 

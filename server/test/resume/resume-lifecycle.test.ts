@@ -73,7 +73,7 @@ describe('taking a subscription up', () => {
     const gateway = await authed();
     const c = await connect(gateway, token('alice', ['logs.#']));
     for (const resume of [
-      { claim: 'x', seq: 2, settled: 3, fingerprints: [] },
+      { claim: 'x', seq: 2, settled: 4, fingerprints: [] },
       { claim: 'x', seq: 2, settled: 0, fingerprints: [1] },
       { claim: 'x', seq: -1, settled: 0, fingerprints: [] },
       { claim: 7, seq: 0, settled: 0, fingerprints: [] },
