@@ -194,8 +194,9 @@ export class AmqpConsumer implements ResumableConsumer, PoolMember {
 
   /**
    * Resume: consume the queue as found and check that its first delivery is
-   * the marker. Resolves false when it is not (the broker lost the
-   * non-persistent messages it held) or when nothing arrives within `waitMs`.
+   * the marker: `intact`; `lost` when it is not (the broker lost the
+   * non-persistent messages it held); `busy` when nothing arrives within
+   * `waitMs` (another consumer still holds the queue).
    */
   async resume(channels: ChannelSet, waitMs: number): Promise<'intact' | 'lost' | 'busy'> {
     const verdict = new Promise<'intact' | 'lost' | 'busy'>((resolve) => {
