@@ -191,13 +191,18 @@ export class ClientSession {
     }
 
     const resumeRequest = parsed.value.resume;
-    const resumable = this.deps.resume !== null && (parsed.value.resumable === true || resumeRequest !== undefined);
+    const wantsResume = this.deps.resume !== null && (parsed.value.resumable === true || resumeRequest !== undefined);
+    // Without room for another resumable consumer the subscription is made transient: it works, it just does not outlive a cut.
+    const resumable = wantsResume && this.deps.mq.hasResumableCapacity;
+    if (wantsResume && !resumable) this.warnOnce('resume-capacity', {}, 'no room for another resumable subscription on this gateway\'s broker connection (channel_max); made a plain one — run more gateways, or raise channel_max');
+    // A resume that cannot be taken up here: the gateway has no window (expired), or no room (interrupted).
+    const notResumed = this.deps.resume === null ? ResyncReason.Expired : ResyncReason.Interrupted;
     const id = this.deps.nextSubscriptionId();
     const sub = new Subscription(id, pattern, this.log.child({ subscription: id, pattern }), release, resumable);
     this.declaring.add(sub);
     let declared: Declared;
     try {
-      declared = resumable ? await this.declareResumable(sub, resumeRequest) : { consumer: await this.declareTransient(sub), ...(resumeRequest && { resumed: false, reason: ResyncReason.Expired }) };
+      declared = resumable ? await this.declareResumable(sub, resumeRequest) : { consumer: await this.declareTransient(sub), ...(resumeRequest && { resumed: false, reason: notResumed }) };
     } catch (err) {
       this.declaring.delete(sub);
       sub.beginEnd('broker');

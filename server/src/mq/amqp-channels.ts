@@ -27,6 +27,9 @@ import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqp
 import type { Logger } from 'pino';
 import { guardTrailingFrames, type TrailingFrameGuard } from './amqp-trailing-frames.js';
 
+/** Channels kept free for shared consumer channels when deciding whether a dedicated one fits. */
+const SHARED_CHANNEL_HEADROOM = 16;
+
 export interface ChannelSetOptions {
   /** Consumers per pooled channel. */
   consumersPerChannel: number;
@@ -149,6 +152,17 @@ export class ChannelSet {
   /** Channels this set holds open (for metrics and leak checks). */
   get channelCount(): number {
     return (this.publisherChannel ? 1 : 0) + this.operationsOpen + this.pool.size;
+  }
+
+  /**
+   * Whether another dedicated channel fits under the connection's
+   * channel_max (negotiated; RabbitMQ's default is 2047) while leaving room
+   * for every operation channel and a few shared ones: past it, opening one
+   * would fail the subscribe, and every client would retry it in vain.
+   */
+  get roomForDedicated(): boolean {
+    const channelMax = (this.connection.connection as unknown as { channelMax?: number }).channelMax || 2047;
+    return this.channelCount + this.options.maxOperationChannels + SHARED_CHANNEL_HEADROOM < channelMax;
   }
 
   publisher(): Promise<ConfirmChannel> {

@@ -216,6 +216,10 @@ export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqCo
     return this.started(new AmqpConsumer(this, pattern, queue, { kind, handler, options }));
   }
 
+  get hasResumableCapacity(): boolean {
+    return this.channelSet?.roomForDedicated ?? true;
+  }
+
   startResumable(pattern: string, handler: ResumableHandler, options: ResumableOptions): Promise<ResumableConsumer> {
     return this.started(new AmqpConsumer(this, pattern, options.queue, { kind: 'resumable', handler, options }));
   }

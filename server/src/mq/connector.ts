@@ -151,6 +151,11 @@ export interface MqConnector extends EventEmitter<ConnectorEvents> {
   produce(key: string, body: PublishableBody): Promise<void>;
   /** Resolves once the queue is declared, bound and consuming. */
   startConsuming(pattern: string, handler: MessageHandler, options?: ConsumeOptions): Promise<Consumer>;
+  /**
+   * Whether a resumable consumer can be started now. On RabbitMQ each takes a
+   * channel of its own, and a connection has at most channel_max of them.
+   */
+  readonly hasResumableCapacity: boolean;
   /** Declares a resumable queue (empty, bound) and consumes it. */
   startResumable(pattern: string, handler: ResumableHandler, options: ResumableOptions): Promise<ResumableConsumer>;
   /**

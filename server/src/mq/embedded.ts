@@ -118,6 +118,9 @@ export class EmbeddedConnector extends EventEmitter<ConnectorEvents> implements 
     return consumer;
   }
 
+  /** In memory: no channel to run out of. */
+  readonly hasResumableCapacity = true;
+
   async startResumable(pattern: string, handler: ResumableHandler, options: ResumableOptions): Promise<ResumableConsumer> {
     if (this.closed) throw new UnavailableError('the embedded broker is closed');
     const queue = this.addResumableQueue(pattern, options);

@@ -4,7 +4,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { mintToken } from '../../src/auth/token-verifier.js';
-import { eventually, listQueues, requireBroker } from '../support/broker.js';
+import { eventually, listQueues, publishJson, requireBroker, TEST_AMQP_URL } from '../support/broker.js';
 import { spawnGateway } from '../support/child-gateway.js';
 import { startTestGateway, stopTestGateways, type TestGateway } from '../support/gateway.js';
 import { ResumingClient } from './resume-client.js';
@@ -97,5 +97,28 @@ describe('nothing lingers', () => {
       const queues = await listQueues('topicgate.r.');
       return claims.every((claim) => !queues.some((q) => q.name === claim));
     }, 'the queues of the killed gateway deleted by the broker', 20_000);
+  });
+});
+
+describe('capacity', () => {
+  it('past the room for resumable subscriptions (channel_max), subscriptions are made plain instead of failing, and room comes back', { timeout: 60_000 }, async () => {
+    // A connection allowed 100 channels: room for a handful of resumable consumers beside the operation channels.
+    const gateway = await startTestGateway({ amqpUrls: [`${TEST_AMQP_URL}?channelMax=100`], resumeWindowSeconds: 30 });
+    const c = await connect(gateway);
+    const acks: Array<{ ok: boolean; id?: string; resume?: unknown }> = [];
+    // More than the connection has channels: without the check, opening the 92nd or so would fail the subscribe.
+    const count = 100;
+    for (let i = 0; i < count; i++) acks.push(await c.client.socket.timeout(10_000).emitWithAck('subscribe', { pattern: `cap.${i}`, resumable: true }));
+    expect(acks.filter((ack) => !ack.ok)).toEqual([]);
+    const granted = acks.filter((ack) => ack.resume !== undefined);
+    expect(granted.length).toBeGreaterThan(0);
+    expect(granted.length).toBeLessThan(count);
+    // Every one of them works.
+    for (let i = 0; i < count; i++) await publishJson(gateway.exchange, `cap.${i}`, { i });
+    await c.client.messages.waitForCount(count);
+    // Giving resumable ones back makes room again.
+    for (const ack of granted) expect(await c.client.unsubscribe(ack.id)).toEqual({ ok: true });
+    const again = await c.client.socket.timeout(10_000).emitWithAck('subscribe', { pattern: 'cap.again', resumable: true });
+    expect(again).toMatchObject({ ok: true, resume: { window: 30 } });
   });
 });
