@@ -407,15 +407,19 @@ export class ClientSession {
 
   /** The hot path: one AMQP delivery becomes one entry of this socket's next `messages` frame. */
   private relay(sub: Subscription, message: MqMessage): void {
-    if (sub.hold({ key: message.key, json: message.json }) || !sub.relaying) return;
+    // Per delivery, so no allocation unless it must be kept.
+    if (sub.holding) return sub.hold({ key: message.key, json: message.json });
+    if (!sub.relaying) return;
     this.outbox.offer(sub, message.key, message.json);
   }
 
   /** The hot path of a resumable subscription: the delivery stays unsettled until the client confirms its seq. */
   private relayHeld(sub: Subscription, message: MqMessage, held: HeldDelivery): void {
     // An ending subscription leaves it unsettled: a detach returns it to the queue, a delete drops it.
-    if (sub.hold({ key: message.key, json: message.json, held }) || !sub.relaying) return;
-    this.deliver(sub, { key: message.key, json: message.json, held });
+    const delivery: EarlyDelivery = { key: message.key, json: message.json, held };
+    if (sub.holding) return sub.hold(delivery);
+    if (!sub.relaying) return;
+    this.deliver(sub, delivery);
   }
 
   private deliver(sub: Subscription, { key, json, held }: EarlyDelivery): void {

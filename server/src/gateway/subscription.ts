@@ -107,11 +107,14 @@ export class Subscription implements Stream {
     return this.current === 'declaring' || this.current === 'live';
   }
 
-  /** True when a delivery is to be held rather than relayed: it is still declaring. */
-  hold(early: EarlyDelivery): boolean {
-    if (this.current !== 'declaring') return false;
+  /** A delivery is to be held rather than relayed: it is still declaring. */
+  get holding(): boolean {
+    return this.current === 'declaring';
+  }
+
+  /** Keeps a delivery that arrived while declaring (see `holding`), to be relayed on commit. */
+  hold(early: EarlyDelivery): void {
     this.early.push(early);
-    return true;
   }
 
   /**

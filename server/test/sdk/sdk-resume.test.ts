@@ -45,6 +45,21 @@ async function setUp(resumeWindowSeconds: number): Promise<{ gateway: TestGatewa
   return { gateway, proxy, client };
 }
 
+/** A live collection over `pattern` that counts its loads and records its reload reasons. */
+function watchedCollection(client: Client, pattern: string, load: () => Item[] = () => []) {
+  const counts = { loads: 0, reloads: [] as string[] };
+  const items = client.liveCollection<string, Item>({
+    pattern,
+    load: async () => {
+      counts.loads++;
+      return load();
+    },
+    apply: (_previous, message) => message.body as unknown as Item,
+  });
+  items.on('reload', (reason) => counts.reloads.push(reason));
+  return { items, counts };
+}
+
 /** A pattern of its own, so the queue's name can be told from other runs' on the same broker. */
 function uniquePattern(root: string): string {
   return `${root}.${Math.random().toString(36).slice(2, 10)}.#`;
@@ -110,17 +125,7 @@ describe('the SDK resumes a subscription cut off by the network', () => {
     const { gateway, proxy, client } = await setUp(30);
     const pattern = uniquePattern('items');
     const truth = new Map<number, Item>([[1, { id: 1, version: 1 }]]);
-    let loads = 0;
-    const reloads: string[] = [];
-    const items = client.liveCollection<string, Item>({
-      pattern,
-      load: async () => {
-        loads++;
-        return [...truth.values()].map((item) => ({ ...item }));
-      },
-      apply: (_previous, message) => message.body as unknown as Item,
-    });
-    items.on('reload', (reason) => reloads.push(reason));
+    const { items, counts } = watchedCollection(client, pattern, () => [...truth.values()].map((item) => ({ ...item })));
     const change = async (id: number) => {
       const next = { id, version: (truth.get(id)?.version ?? 0) + 1 };
       truth.set(id, next);
@@ -140,8 +145,8 @@ describe('the SDK resumes a subscription cut off by the network', () => {
 
     await eventually(converged, 'converged after the resume');
     expect(client.state).toBe('connected');
-    expect(loads).toBe(1);
-    expect(reloads).toEqual([]);
+    expect(counts.loads).toBe(1);
+    expect(counts.reloads).toEqual([]);
   });
 });
 
@@ -149,17 +154,7 @@ describe('the SDK reloads when the subscription cannot be resumed', () => {
   it('expired: the network came back after the window, when the broker had deleted the queue', async () => {
     const { gateway, proxy, client } = await setUp(1);
     const pattern = uniquePattern('items');
-    let loads = 0;
-    const reloads: string[] = [];
-    const items = client.liveCollection<string, Item>({
-      pattern,
-      load: async () => {
-        loads++;
-        return [];
-      },
-      apply: (_previous, message) => message.body as unknown as Item,
-    });
-    items.on('reload', (reason) => reloads.push(reason));
+    const { items, counts } = watchedCollection(client, pattern);
     await eventually(() => items.loaded, 'the first load');
     expect(await queuesOf(pattern)).toHaveLength(1);
 
@@ -167,8 +162,8 @@ describe('the SDK reloads when the subscription cannot be resumed', () => {
     await eventually(async () => (await queuesOf(pattern)).length === 0, 'the broker expired the queue', 20_000);
     proxy.restore();
 
-    await eventually(() => loads === 2, 'the reload');
-    expect(reloads).toEqual(['expired']);
+    await eventually(() => counts.loads === 2, 'the reload');
+    expect(counts.reloads).toEqual(['expired']);
     // The fresh subscription delivers.
     await publishJson(gateway.exchange, pattern.replace('#', '1'), { id: 1, version: 1 });
     await eventually(() => items.items.length === 1, 'a delivery on the fresh subscription');
@@ -177,17 +172,7 @@ describe('the SDK reloads when the subscription cannot be resumed', () => {
   it('expired: the gateway found the queue gone within the window (deleted by an operator)', async () => {
     const { proxy, client } = await setUp(30);
     const pattern = uniquePattern('items');
-    let loads = 0;
-    const reloads: string[] = [];
-    const items = client.liveCollection<string, Item>({
-      pattern,
-      load: async () => {
-        loads++;
-        return [];
-      },
-      apply: (_previous, message) => message.body as unknown as Item,
-    });
-    items.on('reload', (reason) => reloads.push(reason));
+    const { items, counts } = watchedCollection(client, pattern);
     await eventually(() => items.loaded, 'the first load');
 
     proxy.cut();
@@ -196,7 +181,7 @@ describe('the SDK reloads when the subscription cannot be resumed', () => {
     await deleteQueueAsOperator(queue!.name);
     proxy.restore();
 
-    await eventually(() => loads === 2, 'the reload');
-    expect(reloads).toEqual(['expired']);
+    await eventually(() => counts.loads === 2, 'the reload');
+    expect(counts.reloads).toEqual(['expired']);
   });
 });
