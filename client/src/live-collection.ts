@@ -194,7 +194,10 @@ export class LiveCollection<Item, M extends Message<string, unknown> = Message> 
   #startLoad(): void {
     this.#loading = true;
     this.#queued = false;
-    this.#held ??= [];
+    // What arrived before this request is in the snapshot it reads. Keeping it
+    // (held through a failed attempt) could replay an update over a snapshot
+    // taken after that row's deletion, whose message a resync says was lost.
+    this.#held = [];
     this.#setStatus('loading');
     this.#loader.start((signal) => this.#load(signal), {
       loaded: (snapshot) => {

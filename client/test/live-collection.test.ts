@@ -362,6 +362,27 @@ describe('live collection', () => {
     expect(collection.items).toHaveLength(2);
   });
 
+  it('forgets what it held during a failed load: the retry reads a snapshot later than all of it', async () => {
+    // Found by the property test (seed 1017890687): the update was held, the load
+    // failed, the deletion was lost (resync) and the held update then brought
+    // the deleted row back over the retry's snapshot.
+    vi.useFakeTimers();
+    vi.spyOn(Math, 'random').mockReturnValue(1);
+    const { db, source, rest, collection } = setup('whole+deletes', [10]);
+    source.ready();
+    source.push(db.update(0, 11)!);
+    db.remove(0); // its message is lost...
+    rest.fail(0);
+    await ticks(1);
+    source.resync('overflow'); // ...and the loss is told
+    await vi.advanceTimersByTimeAsync(5);
+    expect(rest.calls).toBe(2);
+    rest.respondAll();
+    await ticks();
+    expect(collection.status).toBe('live');
+    expect(collection.items).toEqual([]);
+  });
+
   it('emits one change per batch of messages', async () => {
     const { db, source, rest, collection } = setup();
     source.ready();
