@@ -183,7 +183,12 @@ export class ClientSession {
       return this.refuse(reply, { code: ErrorCode.LimitExceeded, message: `more than ${this.deps.limits.subscribesPerSecond} subscribes per second; slow down` });
     }
     const allowed = this.deps.access.authorize(this.principal, pattern);
-    if (!allowed.ok) return this.refuse(reply, { code: ErrorCode.Forbidden, message: allowed.message });
+    if (!allowed.ok) {
+      // Final for this client: the queue it would have resumed goes now, not when the window ends.
+      const claim = parsed.value.resume?.claim;
+      if (claim !== undefined && this.deps.resume !== null && claimMatches(claim, this.principal.sub, pattern)) await this.deps.mq.abandonResumable(claim);
+      return this.refuse(reply, { code: ErrorCode.Forbidden, message: allowed.message });
+    }
     const release = this.deps.subscriptionsPerSubject.reserve(this.principal.sub);
     if (!release) {
       const { max } = this.deps.subscriptionsPerSubject;

@@ -265,6 +265,16 @@ export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqCo
     return { kind: 'resumed', consumer, backlog: found.messageCount - 1, window: this.prefetch - 1 };
   }
 
+  async abandonResumable(queue: string): Promise<void> {
+    const channels = this.channelSet;
+    if (!channels) return;
+    await channels.withOperationChannel((ch) => ch.deleteQueue(queue, { ifUnused: true })).catch((err: unknown) => {
+      // In use (406, its holder keeps it) or already gone (404): nothing to do. Otherwise the window deletes it.
+      if (replyCode(err) === ReplyCode.PreconditionFailed || isNotFound(err, 'queue', queue)) return;
+      this.options.log.warn({ queue, err: describe(err) }, 'could not delete a resumable queue whose resume was refused; the broker deletes it once unused for the resume window');
+    });
+  }
+
   private get prefetch(): number {
     return this.options.persistentPrefetch ?? 100;
   }

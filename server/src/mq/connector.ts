@@ -163,6 +163,12 @@ export interface MqConnector extends EventEmitter<ConnectorEvents> {
    * (waiting a bounded time for a departed gateway's consumer to go).
    */
   resumeConsuming(pattern: string, handler: ResumableHandler, options: ResumableOptions): Promise<ResumeOutcome>;
+  /**
+   * Deletes a resumable queue that will never be resumed (its resume was
+   * refused for good), unless a consumer still holds it: then it stays with
+   * its holder. Never fails: what it cannot delete, the window does.
+   */
+  abandonResumable(queue: string): Promise<void>;
   /** Stops every consumer (deleting transient queues) and disconnects. */
   close(): Promise<void>;
 }

@@ -145,6 +145,13 @@ export class EmbeddedConnector extends EventEmitter<ConnectorEvents> implements 
     return { kind: 'resumed', consumer: queue.resumable.attach(handler), backlog, window: RESUMABLE_WINDOW };
   }
 
+  async abandonResumable(name: string): Promise<void> {
+    const queue = this.queues.get(name);
+    if (!queue?.resumable || queue.resumable.judge() === 'busy') return;
+    this.queues.delete(name);
+    queue.resumable.dispose();
+  }
+
   private addResumableQueue(pattern: string, options: ResumableOptions): Queue {
     const queue: Queue = { name: options.queue, bindings: new Map([[pattern, compilePattern(pattern)]]), backlog: [], consumers: [], next: 0, persistent: true };
     queue.resumable = new EmbeddedResumableQueue(options, {

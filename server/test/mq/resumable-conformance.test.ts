@@ -109,6 +109,23 @@ describe.each(backends)('resumable queues: $name', (backend) => {
     expect(await mq.resumeConsuming('jobs.#', () => undefined, opts)).toEqual({ kind: 'missing' });
   });
 
+  it('an abandoned queue is deleted when detached, and left to its holder while consumed', async () => {
+    mq = await backend.connect();
+    const holder = new Inbox<Received>();
+    const held = options();
+    await mq.startResumable('jobs.#', (message, h) => holder.push({ message, held: h }), held);
+    await mq.abandonResumable(held.queue);
+    await mq.produce('jobs.a', { n: 1 });
+    await holder.waitForCount(1); // still there, still consumed
+
+    const detached = options();
+    const consumer = await mq.startResumable('jobs.#', () => undefined, detached);
+    await consumer.detach();
+    await mq.abandonResumable(detached.queue);
+    expect(await mq.resumeConsuming('jobs.#', () => undefined, detached)).toEqual({ kind: 'missing' });
+    await mq.abandonResumable(detached.queue); // already gone: nothing to do, no error
+  });
+
   it('a queue that filled while detached is judged overflow, and deleted', async () => {
     mq = await backend.connect();
     const opts = options({ maxBacklog: 3 });

@@ -32,7 +32,7 @@ afterAll(stopTestGateways);
 describe('taking a subscription up', () => {
   const authed = () => startTestGateway({ resumeWindowSeconds: 30, jwt: { secret: SECRET, algorithms: ['HS256'] } });
 
-  it('is authorized again: a token that no longer allows the pattern is refused', async () => {
+  it('is authorized again: a token that no longer allows the pattern is refused, and its queue deleted at once', async () => {
     const gateway = await authed();
     const c = await connect(gateway, token('alice', ['logs.#']));
     const { claim } = (await c.subscribe('a', 'logs.#')).grant;
@@ -40,6 +40,8 @@ describe('taking a subscription up', () => {
     await detached(claim);
     const acks = await c.reconnect(gateway.url, { token: token('alice', ['builds.#']) });
     expect(acks.get('a')).toMatchObject({ ok: false, error: { code: 'forbidden' } });
+    // `forbidden` is final: nobody will resume it, so it does not wait out the 30 s window.
+    expect(await listQueues(claim)).toEqual([]);
   });
 
   it("cannot be done with another subject's claim: that is a fresh subscription, and the claim's queue is untouched", async () => {
