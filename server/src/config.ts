@@ -6,6 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { parseDuration, type JwksOptions } from './auth/token-verifier.js';
+import { largestResumeBytes, MAX_RESUME_FINGERPRINTS } from './gateway/requests.js';
+import { DEFAULT_RESUMABLE_PREFETCH } from './mq/connector.js';
 
 /** pino's levels; anything else makes pino throw when the logger is created. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -33,6 +35,7 @@ export const SETTINGS = {
   'client-buffer-bytes': { help: 'deliveries waiting for one slow client before its messages are dropped and it gets resync "overflow"', default: '1048576' },
   'resume-window': { help: 'seconds a resumable subscription outlives an unexpected disconnect, its messages kept by the broker for the client to resume on any gateway; 0: off', default: '0' },
   'resume-backlog': { help: 'messages a resumable subscription\'s queue keeps for its client; past it the client reloads (resync "overflow")', default: '10000' },
+  'resume-prefetch': { help: 'deliveries a resumable subscription has in flight to its client, unconfirmed (the broker\'s prefetch): fewer stall the stream on a slow link, more cost gateway memory per slow client', default: String(DEFAULT_RESUMABLE_PREFETCH) },
   'amqp-heartbeat': { help: 'AMQP heartbeat in seconds, 1 to 3600; a silent broker is detected within two intervals', default: '15' },
   'cors-origins': { help: 'comma-separated allowed browser origins, or * for any', default: '*' },
   'log-level': { help: `pino level: ${LOG_LEVELS.join(', ')}`, default: 'info' },
@@ -141,6 +144,8 @@ export interface GatewayConfig {
   /** Seconds; 0: resume is off. */
   resumeWindowSeconds: number;
   resumeBacklog: number;
+  /** Unsettled deliveries per resumable consumer (the broker's prefetch). */
+  resumePrefetch: number;
   /** `true`: any origin. */
   corsOrigins: string[] | true;
   logLevel: string;
@@ -218,6 +223,14 @@ export function loadConfig(settings: Settings, { requireAuth = true } = {}): Gat
     );
   }
   const cors = get(settings, 'cors-origins')!;
+  const maxPayloadBytes = integer(settings, 'max-payload-bytes', 256, 100 * 1024 * 1024);
+  // A resume names every delivery its client has not confirmed (a fingerprint each): at most the prefetch, and a client must be able to send that many.
+  const resumePrefetch = integer(settings, 'resume-prefetch', 2, MAX_RESUME_FINGERPRINTS);
+  if (integer(settings, 'resume-window', 0, 86_400) > 0 && largestResumeBytes(resumePrefetch) > maxPayloadBytes) {
+    throw new ConfigError(
+      `TOPICGATE_RESUME_PREFETCH (--resume-prefetch) ${resumePrefetch}: a resume after a cut may carry ${largestResumeBytes(resumePrefetch)} bytes (a fingerprint per unconfirmed delivery), more than TOPICGATE_MAX_PAYLOAD_BYTES (${maxPayloadBytes}) lets a client send; lower the prefetch or raise the payload limit`,
+    );
+  }
   return {
     port: integer(settings, 'port', 0, 65535),
     host: get(settings, 'host')!,
@@ -227,7 +240,7 @@ export function loadConfig(settings: Settings, { requireAuth = true } = {}): Gat
     gatewayId,
     jwt,
     maxSubscriptions: integer(settings, 'max-subscriptions', 1, 100_000),
-    maxPayloadBytes: integer(settings, 'max-payload-bytes', 256, 100 * 1024 * 1024),
+    maxPayloadBytes,
     subscribesPerSecond: integer(settings, 'subscribe-rate', 1, 1_000_000),
     clientBufferBytes: integer(settings, 'client-buffer-bytes', 1024, 1024 * 1024 * 1024),
     // amqplib reads 0 as "heartbeats off": a broker that goes silent would never be noticed.
@@ -237,6 +250,7 @@ export function loadConfig(settings: Settings, { requireAuth = true } = {}): Gat
     // x-expires must be positive and at most 2^32-1 ms; a day is more than a resume needs.
     resumeWindowSeconds: integer(settings, 'resume-window', 0, 86_400),
     resumeBacklog: integer(settings, 'resume-backlog', 1, 10_000_000),
+    resumePrefetch,
     corsOrigins: cors.trim() === '*' ? true : list(cors),
     logLevel: logLevel(settings),
   };

@@ -142,7 +142,7 @@ async function connectBroker(config: GatewayConfig, connectionName: string, log:
   const queuePrefix = queuePrefixFor(config.gatewayId);
   if (config.amqpUrls.length === 0) {
     log.info('no TOPICGATE_AMQP_URL: using the embedded broker (single gateway, nothing survives a restart)');
-    return new EmbeddedConnector({ queuePrefix, warn: (message, detail) => log.warn(detail, message) });
+    return new EmbeddedConnector({ queuePrefix, resumablePrefetch: config.resumePrefetch, warn: (message, detail) => log.warn(detail, message) });
   }
   return AmqpConnector.connect({
     urls: config.amqpUrls,
@@ -150,6 +150,7 @@ async function connectBroker(config: GatewayConfig, connectionName: string, log:
     queuePrefix,
     connectionName,
     heartbeatSeconds: config.amqpHeartbeatSeconds,
+    resumablePrefetch: config.resumePrefetch,
     log,
   }, { keepTrying: true });
 }

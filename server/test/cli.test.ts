@@ -163,6 +163,13 @@ describe('the AMQP heartbeat', () => {
   });
 });
 
+describe('the resume prefetch', () => {
+  it('is refused when a resume naming that many deliveries would not fit a client event, saying which two settings to change', async () => {
+    const run = await runCli(['serve', '--port', '0', '--resume-window', '60', '--resume-prefetch', '2000'], { TOPICGATE_AMQP_URL: TEST_AMQP_URL, TOPICGATE_EXCHANGE: freshExchange() });
+    expectOneLineError(run, 'TOPICGATE_RESUME_PREFETCH', '2000', 'TOPICGATE_MAX_PAYLOAD_BYTES (16384)', 'lower the prefetch or raise the payload limit');
+  });
+});
+
 describe('topicgate token with bad arguments', () => {
   it.each([
     [['--topics', 'builds.#', '--ttl', '5y'], 'invalid duration "5y"'],

@@ -38,6 +38,15 @@ export function parseSubscribe(payload: unknown): Parsed<SubscribeRequest> {
 
 /** More fingerprints than a client can owe: the broker's window bounds what it holds unsettled. */
 export const MAX_RESUME_FINGERPRINTS = 4096;
+
+/**
+ * The largest `subscribe` with a resume of `fingerprints` deliveries: each is
+ * at most 16 digits and a comma (53 bits); the rest — the event name, the
+ * pattern, the claim, counts — fits in 1 KiB.
+ */
+export function largestResumeBytes(fingerprints: number): number {
+  return 1024 + 17 * fingerprints;
+}
 const MAX_CLAIM_LENGTH = 255;
 
 function parseResume(resume: unknown): ResumeRequest | string {

@@ -19,6 +19,7 @@ import { MARKER_HEADER } from './amqp-held-messages.js';
 import { BodyDropReason, decodeMessageBody, DropReports, fingerprint, type DroppedBody } from './message-body.js';
 import {
   BrokerOperationError,
+  DEFAULT_RESUMABLE_PREFETCH,
   UnavailableError,
   type ConnectorEvents,
   type ConsumeOptions,
@@ -56,8 +57,8 @@ export interface AmqpConnectorOptions {
   warmOperationChannels?: number;
   /** Channels for declare/bind/delete open at once. Default: 64. */
   maxOperationChannels?: number;
-  /** Unacknowledged deliveries per persistent or resumable consumer (its window to the client). Default: 100. */
-  persistentPrefetch?: number;
+  /** Unacknowledged deliveries per resumable (or persistent) consumer: its window to the client. Default: DEFAULT_RESUMABLE_PREFETCH. */
+  resumablePrefetch?: number;
   log: Logger;
 }
 
@@ -276,7 +277,7 @@ export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqCo
   }
 
   private get prefetch(): number {
-    return this.options.persistentPrefetch ?? 100;
+    return this.options.resumablePrefetch ?? DEFAULT_RESUMABLE_PREFETCH;
   }
 
   /** How long a resume waits for another consumer of the queue to go: a dead connection is reaped within about 3 heartbeats. */

@@ -1,18 +1,14 @@
 /**
  * A resumable queue of the embedded broker: the same contract as RabbitMQ's
  * (docs/protocol.md §15.5) within one process. Deliveries stay unsettled
- * until the gateway settles them, at most WINDOW at a time (RabbitMQ's
- * prefetch); a detach puts them back ahead of what waited, marked
+ * until the gateway settles them, at most `window` at a time (RabbitMQ's
+ * prefetch, less the marker); a detach puts them back ahead of what waited, marked
  * redelivered; the queue is dropped once unused for `expiresMs`; a backlog
  * that reaches `maxBacklog` refuses messages, and the queue is renewed (a
  * connected consumer) or judged `overflow` (a resume). Nothing here can lose
  * messages the way a broker restart does, so a resume is never `lost`.
  */
 import type { HeldDelivery, MqMessage, ResumableConsumer, ResumableHandler, ResumableOptions } from './connector.js';
-
-/** Unsettled deliveries per consumer, as RabbitMQ's prefetch (less the marker) bounds them. */
-export const RESUMABLE_WINDOW = 99;
-const WINDOW = RESUMABLE_WINDOW;
 
 export interface QueuedMessage {
   key: string;
@@ -26,6 +22,8 @@ interface Entry {
 }
 
 export interface ResumableQueueHost {
+  /** Unsettled deliveries per consumer, as RabbitMQ's prefetch (less the marker) bounds them. */
+  readonly window: number;
   remove(): void;
   rename(name: string): void;
   decode(message: QueuedMessage): MqMessage;
@@ -139,7 +137,7 @@ export class EmbeddedResumableQueue {
   /** Delivers what waits, on later microtasks as a broker would, within the window. */
   private pump(): void {
     const consumer = this.consumer;
-    while (consumer && this.unsettled.length < WINDOW && this.backlog.length > 0) {
+    while (consumer && this.unsettled.length < this.host.window && this.backlog.length > 0) {
       const entry = this.backlog.shift()!;
       this.unsettled.push(entry);
       const generation = this.generation;

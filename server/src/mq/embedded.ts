@@ -18,8 +18,8 @@ import type {
   ResumableOptions,
   ResumeOutcome,
 } from './connector.js';
-import { UnavailableError } from './connector.js';
-import { EmbeddedResumableQueue, RESUMABLE_WINDOW, type QueuedMessage } from './embedded-resumable.js';
+import { DEFAULT_RESUMABLE_PREFETCH, UnavailableError } from './connector.js';
+import { EmbeddedResumableQueue, type QueuedMessage } from './embedded-resumable.js';
 
 interface Queue {
   name: string;
@@ -52,6 +52,8 @@ export interface EmbeddedConnectorOptions {
   queuePrefix?: string;
   /** Where undeliverable or failing handlers are reported. Default: console.warn. */
   warn?: (message: string, detail: Record<string, unknown>) => void;
+  /** Unsettled deliveries per resumable consumer, counted as RabbitMQ's prefetch is (the marker included). Default: DEFAULT_RESUMABLE_PREFETCH. */
+  resumablePrefetch?: number;
 }
 
 /** How long a resume waits for the queue's current consumer to detach. */
@@ -62,6 +64,7 @@ export class EmbeddedConnector extends EventEmitter<ConnectorEvents> implements 
   private readonly queues = new Map<string, Queue>();
   private readonly prefix: string;
   private readonly warn: NonNullable<EmbeddedConnectorOptions['warn']>;
+  private readonly resumableWindow: number;
   private closed = false;
   private counter = 0;
 
@@ -69,6 +72,7 @@ export class EmbeddedConnector extends EventEmitter<ConnectorEvents> implements 
     super();
     this.prefix = options.queuePrefix ?? 'topicgate.embedded.';
     this.warn = options.warn ?? ((message, detail) => console.warn(message, detail));
+    this.resumableWindow = (options.resumablePrefetch ?? DEFAULT_RESUMABLE_PREFETCH) - 1;
   }
 
   get isUp(): boolean {
@@ -142,7 +146,7 @@ export class EmbeddedConnector extends EventEmitter<ConnectorEvents> implements 
       return { kind: outcome };
     }
     const backlog = queue.resumable.backlogSize;
-    return { kind: 'resumed', consumer: queue.resumable.attach(handler), backlog, window: RESUMABLE_WINDOW };
+    return { kind: 'resumed', consumer: queue.resumable.attach(handler), backlog, window: this.resumableWindow };
   }
 
   async abandonResumable(name: string): Promise<void> {
@@ -166,6 +170,7 @@ export class EmbeddedConnector extends EventEmitter<ConnectorEvents> implements 
       },
       decode: (published) => this.toMessage(published),
       warn: this.warn,
+      window: this.resumableWindow,
     });
     if (this.queues.has(queue.name)) throw new Error(`queue ${queue.name} already exists; resumable queue names must be unique`);
     this.queues.set(queue.name, queue);

@@ -20,15 +20,18 @@ interface Received {
 const exchanges: string[] = [];
 const queues: string[] = [];
 
+/** A small window, so that a client that never settles stalls after a few messages. */
+const PREFETCH = 40;
+
 const backends = [
-  { name: 'embedded', amqp: false, connect: async (): Promise<MqConnector> => new EmbeddedConnector({ queuePrefix: `${uniqueName('topicgate.test')}.` }) },
+  { name: 'embedded', amqp: false, connect: async (): Promise<MqConnector> => new EmbeddedConnector({ queuePrefix: `${uniqueName('topicgate.test')}.`, resumablePrefetch: PREFETCH }) },
   {
     name: 'amqp (RabbitMQ)',
     amqp: true,
     connect: (): Promise<MqConnector> => {
       const exchange = uniqueName('topicgate-test');
       exchanges.push(exchange);
-      return AmqpConnector.connect({ urls: [TEST_AMQP_URL], exchange, queuePrefix: `${uniqueName('topicgate.test')}.`, connectionName: uniqueName('topicgate-resumable'), log: quietLog });
+      return AmqpConnector.connect({ urls: [TEST_AMQP_URL], exchange, queuePrefix: `${uniqueName('topicgate.test')}.`, connectionName: uniqueName('topicgate-resumable'), resumablePrefetch: PREFETCH, log: quietLog });
     },
   },
 ];
@@ -142,7 +145,7 @@ describe.each(backends)('resumable queues: $name', (backend) => {
     const opts = options({ maxBacklog: 5 });
     const consumer = await mq.startResumable('jobs.#', (message, held) => inbox.push({ message, held }), opts);
     const old = consumer.queue;
-    for (let n = 1; n <= 120; n++) await mq.produce('jobs.a', { n }).catch(() => undefined);
+    for (let n = 1; n <= PREFETCH + 20; n++) await mq.produce('jobs.a', { n }).catch(() => undefined);
     expect(await opts.renewals.waitForCount(1, 15_000)).toEqual(['overflow']);
     expect(consumer.queue).not.toBe(old);
     await mq.produce('jobs.a', { n: 1000 });

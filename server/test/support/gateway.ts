@@ -13,6 +13,7 @@ import {
 } from '@topicgate/shared';
 import { io, type Socket } from 'socket.io-client';
 import type { GatewayConfig } from '../../src/config.js';
+import { DEFAULT_RESUMABLE_PREFETCH } from '../../src/mq/connector.js';
 import { startGateway, type RunningGateway, type StartOptions } from '../../src/server.js';
 import { deleteExchange, quietLog, TEST_AMQP_URL, uniqueName } from './broker.js';
 import { Inbox } from './inbox.js';
@@ -39,6 +40,7 @@ export function testConfig(overrides: Partial<GatewayConfig> = {}): GatewayConfi
     maxSubscriptionsPerSubject: 0,
     resumeWindowSeconds: 0,
     resumeBacklog: 10_000,
+    resumePrefetch: DEFAULT_RESUMABLE_PREFETCH,
     corsOrigins: true,
     logLevel: 'silent',
     ...overrides,
