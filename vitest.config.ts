@@ -9,10 +9,11 @@ export default defineConfig({
     alias: {
       '@topicgate/shared': here('./shared/src/index.ts'),
       '@topicgate/client': here('./client/src/index.ts'),
+      '@topicgate/publisher': here('./publisher/src/index.ts'),
     },
   },
   test: {
-    include: ['{shared,server,client,bench}/test/**/*.test.ts', 'e2e/**/*.test.ts'],
+    include: ['{shared,publisher,server,client,react,bench}/test/**/*.test.{ts,tsx}', 'e2e/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     // Integration suites share one RabbitMQ; each uses its own exchange, but

@@ -1,10 +1,14 @@
 /**
  * A simulated CI: builds start, run their steps, stream log lines at a
  * realistic rate (tens of lines per second per running build) and finish as
- * success or failure. Every change goes to the store first, then is announced.
+ * success or failure. Every change goes to the store first, then is announced
+ * through `createPublisher<DemoTopics>()`'s convention helpers, which check
+ * that the store's versions grow by one and its log lines continue (what the
+ * SDK's live views rely on) before anything is sent.
  */
-import type { ChaosPublisher } from './chaos-publisher.js';
-import { demoKeys, type Build, type BuildEvent } from './model.js';
+import type { LogAppender, Publisher, ResourcePublisher } from '@topicgate/publisher';
+import type { Logger } from '../log.js';
+import type { Build, BuildEvent, DemoTopics } from './model.js';
 import type { DemoStore } from './store.js';
 
 export interface SimulatorOptions {
@@ -24,6 +28,12 @@ const PROJECTS = ['web-frontend', 'billing-service', 'search-indexer', 'mobile-a
 const STEPS = ['checkout', 'install', 'compile', 'unit tests', 'integration tests', 'package', 'deploy to staging'];
 const TICK_MS = 100;
 
+/** What the simulator announces about one build: its changes (numbered) and its log (continued). */
+interface Announcer {
+  build: ResourcePublisher<DemoTopics, 'id'>;
+  log: LogAppender;
+}
+
 interface Running {
   id: number;
   stepIndex: number;
@@ -37,10 +47,13 @@ export class CiSimulator {
   private timer: NodeJS.Timeout | null = null;
   private nextBuildAt = 0;
   private readonly options: Required<SimulatorOptions>;
+  /** Per build in the store; dropped when its deletion is announced. */
+  private readonly announcers = new Map<number, Announcer>();
 
   constructor(
     private readonly store: DemoStore,
-    private readonly publisher: ChaosPublisher,
+    private readonly publisher: Publisher<DemoTopics>,
+    private readonly log: Logger,
     options: SimulatorOptions = {},
   ) {
     this.options = { maxRunning: 3, newBuildEveryMs: 2500, linesPerSecond: 30, stepMs: 3000, failureRate: 0.25, ...options };
@@ -70,8 +83,18 @@ export class CiSimulator {
     const project = pick(PROJECTS);
     const steps = STEPS.slice(0, 4 + Math.floor(Math.random() * (STEPS.length - 3)));
     const created = this.store.createBuild(project, steps);
+    this.announcers.set(created.id, {
+      // The store numbered nothing before `created` (version 1): the helper expects 1 next.
+      build: this.publisher.resource({ id: created.id }, { version: created.version - 1 }),
+      log: this.publisher.logAppender('logs.{id}.append', { id: created.id }, { fields: { build: created.id } }),
+    });
     this.announce(created, 'new');
-    for (const gone of this.store.prune()) this.publisher.publish(demoKeys.build(gone.id, 'deleted'), { ...gone });
+    for (const gone of this.store.prune()) {
+      // A build from before this simulator started (none today) would have no announcer: its deletion is announced all the same.
+      const build = this.announcers.get(gone.id)?.build ?? this.publisher.resource({ id: gone.id }, { version: gone.version - 1 });
+      this.announcers.delete(gone.id);
+      this.sent(`builds.${gone.id}.deleted`, build.delete('builds.{id}.deleted', { ...gone }));
+    }
     const failsAtStep = Math.random() < this.options.failureRate ? Math.floor(Math.random() * steps.length) : null;
     const build = this.store.update(created.id, (b) => {
       b.state = 'running';
@@ -89,15 +112,13 @@ export class CiSimulator {
     const count = Math.floor(run.lineCarry);
     run.lineCarry -= count;
     if (count > 0) {
-      const chunk = this.store.appendLines(run.id, Array.from({ length: count }, () => logLine(build, step.name)));
-      this.publisher.publish(demoKeys.logAppend(run.id), { ...chunk });
+      this.appendLog(run.id, Array.from({ length: count }, () => logLine(build, step.name)));
     }
     if (now < run.stepEndsAt) return;
 
     const failed = run.failsAtStep === run.stepIndex;
     const last = failed || run.stepIndex === build.steps.length - 1;
-    const chunk = this.store.appendLines(run.id, [`${stamp()} ${step.name}: ${failed ? 'FAILED (exit code 1)' : 'ok'}`]);
-    this.publisher.publish(demoKeys.logAppend(run.id), { ...chunk });
+    this.appendLog(run.id, [`${stamp()} ${step.name}: ${failed ? 'FAILED (exit code 1)' : 'ok'}`]);
     const updated = this.store.update(run.id, (b) => {
       b.steps[run.stepIndex]!.state = failed ? 'failure' : 'success';
       if (last) {
@@ -118,7 +139,19 @@ export class CiSimulator {
   }
 
   private announce(build: Build, event: Exclude<BuildEvent, 'deleted'>): void {
-    this.publisher.publish(demoKeys.build(build.id, event), { ...build });
+    const announcer = this.announcers.get(build.id)!;
+    this.sent(`builds.${build.id}.${event}`, announcer.build.update(`builds.{id}.${event}`, { ...build }));
+  }
+
+  /** Writes the lines to the store, then announces them from the number the store gave the first. */
+  private appendLog(id: number, lines: string[]): void {
+    const chunk = this.store.appendLines(id, lines);
+    this.sent(`logs.${id}.append`, this.announcers.get(id)!.log.append(chunk.lines, chunk.first));
+  }
+
+  /** A lost announcement is what the SDK's REST reload exists for: log it, never crash the demo. */
+  private sent(key: string, confirmed: Promise<void>): void {
+    confirmed.catch((err: unknown) => this.log.warn({ key, err: (err as Error).message }, 'demo publish failed'));
   }
 
   private stepDuration(): number {

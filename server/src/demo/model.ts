@@ -44,11 +44,20 @@ export interface BuildDeleted {
   deleted: true;
 }
 
-/** The routing keys the demo publishes. */
-export const demoKeys = {
-  build: (id: number, event: BuildEvent) => `builds.${id}.${event}`,
-  logAppend: (id: number) => `logs.${id}.append`,
-};
+/**
+ * The demo's topic map: the keys it publishes and the body each carries. The
+ * simulated CI publishes through `createPublisher<DemoTopics>()`, so a body
+ * that does not match its key does not compile; a page in TypeScript would
+ * give the same interface to `createClient<DemoTopics>()`.
+ */
+export interface DemoTopics {
+  'builds.{id}.new': Build;
+  'builds.{id}.started': Build;
+  'builds.{id}.step': Build;
+  'builds.{id}.finished': Build;
+  'builds.{id}.deleted': BuildDeleted;
+  'logs.{id}.append': LogChunk;
+}
 
 /** The topics a demo page's token allows. */
 export const DEMO_TOPICS = ['builds.#', 'logs.#'];

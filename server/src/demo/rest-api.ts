@@ -4,20 +4,21 @@
  */
 import express, { type Router } from 'express';
 import { mintToken } from '../auth/token-verifier.js';
-import type { ChaosPublisher } from './chaos-publisher.js';
+import type { ChaosTransport } from './chaos-transport.js';
 import { DEMO_TOPICS } from './model.js';
 import type { DemoStore } from './store.js';
 
 export interface RestApiOptions {
   store: DemoStore;
-  publisher: ChaosPublisher;
+  /** `GET|POST /api/chaos` read and switch its settings. */
+  chaos: ChaosTransport;
   /** Signs the pages' tokens: the demo is its own identity provider. */
   secret: string;
 }
 
 const MAX_LINES_PER_REQUEST = 5000;
 
-export function createRestApi({ store, publisher, secret }: RestApiOptions): Router {
+export function createRestApi({ store, chaos, secret }: RestApiOptions): Router {
   const api = express.Router();
   api.use(express.json({ limit: '4kb' }));
 
@@ -54,13 +55,13 @@ export function createRestApi({ store, publisher, secret }: RestApiOptions): Rou
   });
 
   api.get('/chaos', (_req, res) => {
-    res.json({ enabled: publisher.chaos.enabled });
+    res.json({ enabled: chaos.chaos.enabled });
   });
 
   api.post('/chaos', (req, res) => {
     const enabled = (req.body as { enabled?: unknown } | undefined)?.enabled;
     if (typeof enabled !== 'boolean') return void res.status(400).json({ error: 'send { "enabled": true | false }' });
-    publisher.chaos = { ...publisher.chaos, enabled };
+    chaos.chaos = { ...chaos.chaos, enabled };
     res.json({ enabled });
   });
 

@@ -7,11 +7,15 @@
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import express from 'express';
-import { ConfigError, loadConfig, type Settings } from '../config.js';
-import { createLogger } from '../log.js';
+import { amqpTransport, createPublisher, type Publisher, type PublisherTransport } from '@topicgate/publisher';
+import { ConfigError, loadConfig, type GatewayConfig, type Settings } from '../config.js';
+import { createLogger, type Logger } from '../log.js';
+import type { MqConnector } from '../mq/connector.js';
 import { startGateway, type RunningGateway } from '../server.js';
-import { ChaosPublisher } from './chaos-publisher.js';
+import { ChaosTransport } from './chaos-transport.js';
 import { CiSimulator, type SimulatorOptions } from './ci-simulator.js';
+import { connectorTransport } from './connector-transport.js';
+import type { DemoTopics } from './model.js';
 import { createRestApi } from './rest-api.js';
 import { DemoStore } from './store.js';
 
@@ -64,27 +68,60 @@ export async function runDemo(settings: Settings, options: DemoOptions = {}): Pr
   });
   const log = createLogger(config.logLevel);
   const store = new DemoStore(options.keepBuilds);
-  let publisher: ChaosPublisher | undefined;
+  let chaos: ChaosTransport | undefined;
+  let publisher: Publisher<DemoTopics> | undefined;
 
-  const gateway = await startGateway(config, {
-    log,
-    extendApp: (app, mq) => {
-      publisher = new ChaosPublisher(mq, log, { enabled: settings['demo-chaos'] === '1' });
-      app.use('/api', createRestApi({ store, publisher, secret }));
-      app.use(express.static(PAGES_DIR));
-    },
-  });
-  const simulator = new CiSimulator(store, publisher!, options.simulator);
+  let gateway: RunningGateway;
+  try {
+    gateway = await startGateway(config, {
+      log,
+      extendApp: (app, mq) => {
+        chaos = new ChaosTransport(brokerTransport(config, mq), { enabled: settings['demo-chaos'] === '1' });
+        publisher = demoPublisher(chaos, log);
+        app.use('/api', createRestApi({ store, chaos, secret }));
+        app.use(express.static(PAGES_DIR));
+      },
+    });
+  } catch (err) {
+    // The gateway did not start (a port in use…): its publisher's connection must not keep the process alive.
+    await publisher?.close({ timeoutMs: 0 });
+    throw err;
+  }
+  const simulator = new CiSimulator(store, publisher!, log, options.simulator);
   simulator.start();
-  log.info({ chaos: publisher!.chaos.enabled, broker: gateway.mq.kind }, `topicgate demo: open ${gateway.url}/`);
+  log.info({ chaos: chaos!.chaos.enabled, broker: gateway.mq.kind }, `topicgate demo: open ${gateway.url}/`);
   process.stderr.write(`\n  topicgate demo is running: open ${gateway.url}/  (Ctrl-C to stop)\n\n`);
 
   return {
     ...gateway,
     close: async () => {
       simulator.stop();
-      publisher!.stop();
+      // What chaos still delays goes out within its longest delay; a broker that is down gets a second.
+      await publisher!.close({ timeoutMs: 1000 });
+      chaos!.stop();
       await gateway.close();
     },
   };
+}
+
+/**
+ * On RabbitMQ the simulated CI publishes as any back end would: its own
+ * connection, over the gateway's URL list, to the gateway's exchange. The
+ * embedded broker lives in the gateway, so there it goes through the gateway's connector.
+ */
+function brokerTransport(config: GatewayConfig, mq: MqConnector): PublisherTransport {
+  if (config.amqpUrls.length === 0) return connectorTransport(mq);
+  return amqpTransport({
+    urls: config.amqpUrls,
+    exchange: config.exchange,
+    connectionName: `topicgate ${config.gatewayId} demo publisher`,
+    heartbeatSeconds: config.amqpHeartbeatSeconds,
+  });
+}
+
+function demoPublisher(transport: PublisherTransport, log: Logger): Publisher<DemoTopics> {
+  const publisher = createPublisher<DemoTopics>({ transport });
+  publisher.on('disconnected', (err) => log.warn({ err: err.message }, 'the demo publisher lost its broker connection; buffering and reconnecting'));
+  publisher.on('connected', (where) => log.info({ where }, 'the demo publisher is connected'));
+  return publisher;
 }
