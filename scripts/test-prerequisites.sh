@@ -18,6 +18,8 @@ command -v chromium >/dev/null 2>&1 || [ -n "${TOPICGATE_E2E_CHROMIUM:-}" ] || m
 command -v docker-compose >/dev/null 2>&1 || missing_packages+=(docker-compose)
 python3 -c 'import pika' >/dev/null 2>&1 || missing_packages+=(python3-pika)
 python3 -c 'import kombu' >/dev/null 2>&1 || missing_packages+=(python3-kombu)
+command -v haproxy >/dev/null 2>&1 || missing_packages+=(haproxy) # the cluster rig (scripts/cluster.sh) puts HAProxy in front of its gateways
+command -v nginx >/dev/null 2>&1 || missing_packages+=(nginx) # e2e/nginx-config.test.ts checks ops/cluster/nginx.conf with it and runs a private nginx on a free port
 if [ ${#missing_packages[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "installing ${missing_packages[*]} (Debian packages)"

@@ -14,7 +14,7 @@ import type { ReadonlyJsonObject } from '@topicgate/shared';
 import type { Logger } from 'pino';
 import type { ChannelSet, ConsumerSlot, PoolMember } from './amqp-channels.js';
 import { checkTransition, isStopped, owedResync, type ConsumerState } from './amqp-consumer-state.js';
-import { isNotFound, isPermanent, ReplyCode, replyCode } from './broker-errors.js';
+import { isNotFound, isPermanent, isQueueNodeDown, ReplyCode, replyCode } from './broker-errors.js';
 import {
   BrokerOperationError,
   BrokerRefusedOperationError,
@@ -37,6 +37,8 @@ export interface ConsumerHost {
   /** The channels of the live connection, or null while disconnected. */
   readonly channels: ChannelSet | null;
   forget(consumer: AmqpConsumer): void;
+  /** Deletes `queue` once its node is back (retried for at most `forMs`: then its x-expires has it). */
+  deleteWhenNodeReturns(queue: string, forMs: number): void;
   /** Publishes a resumable queue's marker straight into it (non-persistent, confirmed). */
   publishMarker(queue: string): Promise<void>;
   /**
@@ -380,6 +382,12 @@ export class AmqpConsumer implements ResumableConsumer, PoolMember {
     try {
       await channels.withOperationChannel((ch) => ch.deleteQueue(queue));
     } catch (err) {
+      if (this.spec.kind === 'resumable' && isQueueNodeDown(err, queue)) {
+        // Durable: it would come back with its node and fill until its x-expires. Delete it then.
+        this.host.log.info({ queue }, 'the queue\'s node is down; deleting it once the node is back');
+        this.host.deleteWhenNodeReturns(queue, this.spec.options.expiresMs);
+        return;
+      }
       const goes = this.spec.kind === 'resumable' ? 'the broker deletes it once unused for the resume window' : 'it is exclusive and goes when the connection closes';
       this.host.log.warn({ queue, err: describe(err) }, `could not delete a queue; ${goes}`);
     }

@@ -13,8 +13,9 @@ import { encodeBody, routingKeyError, type PublishableBody } from '@topicgate/sh
 import type { Logger } from 'pino';
 import { ChannelSet } from './amqp-channels.js';
 import { AmqpConsumer, describe, type ConsumerHost, type DecodedBody } from './amqp-consumer.js';
+import { DeferredDeletes, type DeleteAttempt } from './amqp-deferred-deletes.js';
 import { backoffDelay } from './backoff.js';
-import { isNotFound, ReplyCode, replyCode } from './broker-errors.js';
+import { isNotFound, isQueueNodeDown, ReplyCode, replyCode } from './broker-errors.js';
 import { MARKER_HEADER } from './amqp-held-messages.js';
 import { BodyDropReason, decodeMessageBody, DropReports, fingerprint, type DroppedBody } from './message-body.js';
 import {
@@ -93,9 +94,11 @@ export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqCo
   /** The last bodies decoded, newest first, with their bytes and content_encoding (see `decode`). */
   private readonly recentBodies: Array<{ content: Buffer; encoding: unknown; decoded: DecodedBody }> = [];
   private readonly dropReports = new DropReports();
+  private readonly deferredDeletes: DeferredDeletes;
 
   private constructor(readonly options: AmqpConnectorOptions) {
     super();
+    this.deferredDeletes = new DeferredDeletes((queue) => this.tryDelete(queue), options.log);
   }
 
   /**
@@ -143,6 +146,24 @@ export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqCo
   }
   forget(consumer: AmqpConsumer): void {
     this.consumers.delete(consumer);
+  }
+
+  deleteWhenNodeReturns(queue: string, forMs: number): void {
+    this.deferredDeletes.add(queue, forMs);
+  }
+
+  private async tryDelete(queue: string): Promise<DeleteAttempt> {
+    const channels = this.channelSet;
+    if (!channels) return 'unreachable';
+    try {
+      await channels.withOperationChannel((ch) => ch.deleteQueue(queue));
+      this.options.log.info({ queue }, 'deleted a resumable queue whose node had been down');
+      return 'done';
+    } catch (err) {
+      if (isNotFound(err, 'queue', queue)) return 'done';
+      if (!isQueueNodeDown(err, queue)) this.options.log.warn({ queue, err: describe(err) }, 'could not delete a resumable queue whose node had been down; trying again');
+      return 'unreachable';
+    }
   }
 
   /**
@@ -308,6 +329,7 @@ export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqCo
     if (this.closing) return;
     this.closing = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.deferredDeletes.close();
     const consumers = [...this.consumers];
     await Promise.allSettled(consumers.map((c) => c.stopConsuming()));
     for (const consumer of consumers) consumer.options.onEnd?.('closed', 'the connector was closed');

@@ -82,3 +82,12 @@ export function isPermanent(err: unknown): boolean {
 export function isNotFound(err: unknown, kind: 'queue' | 'exchange', name: string): boolean {
   return replyCode(err) === ReplyCode.NotFound && err instanceof Error && err.message.includes(`no ${kind} '${name}'`);
 }
+
+/**
+ * A 404 for a queue that does exist, on a cluster node that is down
+ * ("home node … of durable queue … is down or inaccessible"): it comes back
+ * with its node.
+ */
+export function isQueueNodeDown(err: unknown, name: string): boolean {
+  return replyCode(err) === ReplyCode.NotFound && !isNotFound(err, 'queue', name);
+}
