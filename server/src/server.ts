@@ -37,7 +37,13 @@ export interface RunningGateway {
   /** `http://host:port/metrics` of the metrics listener, or null when it is off. */
   readonly metricsUrl: string | null;
   readonly log: Logger;
-  /** Graceful stop: `unsubscribed { reason: "shutdown" }` to every client, queues deleted, broker closed. */
+  /**
+   * Takes no new clients: /readyz answers 503 (`draining`) and new socket.io
+   * connections are refused, while connected clients are served on. For a
+   * deploy's pre-stop step; close() begins with it.
+   */
+  drain(): void;
+  /** Graceful stop: drain(), then `unsubscribed { reason: "shutdown" }` to every client, queues deleted, broker closed. */
   close(): Promise<void>;
 }
 
@@ -65,7 +71,10 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   });
   mq.on('dropped', (reason) => metrics.droppedMessages.inc({ reason }));
 
-  const app = createHttpApp({ mq, sdkBundlePath: findSdkBundle(), corsOrigins: config.corsOrigins });
+  // Set by drain() (and close()): /readyz answers 503 and new socket.io connections are refused.
+  let draining = false;
+  const isDraining = () => draining;
+  const app = createHttpApp({ mq, sdkBundlePath: findSdkBundle(), corsOrigins: config.corsOrigins, isDraining });
   options.extendApp?.(app, mq);
   app.get('/', serveIndex); // after the demo's routes: its pages win at /
   app.use(answerErrors);
@@ -81,6 +90,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     gatewayId: config.gatewayId,
     maxPayloadBytes: config.maxPayloadBytes,
     corsOrigins: config.corsOrigins,
+    isDraining,
     maxConnectionsPerSubject: config.maxConnectionsPerSubject,
     maxSubscriptionsPerSubject: config.maxSubscriptionsPerSubject,
     resume: config.resumeWindowSeconds > 0 ? { windowSeconds: config.resumeWindowSeconds, maxBacklog: config.resumeBacklog, takeovers } : null,
@@ -116,6 +126,11 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   log.info({ port, metricsPort: metricsListener?.port ?? null, gatewayId: config.gatewayId, broker: mq.kind, exchange: config.exchange }, `topicgate listening on http://${host}:${port}`);
 
   let closing: Promise<void> | null = null;
+  const drain = () => {
+    if (draining) return;
+    draining = true;
+    log.info('draining: /readyz answers 503 and new connections are refused; connected clients are still served');
+  };
   return {
     url: `http://${host}:${port}`,
     port,
@@ -126,8 +141,10 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     app,
     metricsUrl: metricsListener ? `http://${host}:${metricsListener.port}/metrics` : null,
     log,
+    drain,
     close: () =>
       (closing ??= (async () => {
+        drain();
         await control?.close();
         await sockets.shutdown();
         await mq.close();

@@ -25,6 +25,8 @@ export interface SocketServerOptions {
   maxPayloadBytes: number;
   /** Allowed browser origins; `true`: any. */
   corsOrigins: string[] | true;
+  /** Stopping: new connections are refused (existing ones are ended by `shutdown`). */
+  isDraining: () => boolean;
   /** Connections per token `sub`; 0: no limit. */
   maxConnectionsPerSubject: number;
   /** Subscriptions per token `sub`, over all of its connections; 0: no limit. */
@@ -58,6 +60,8 @@ export function createSocketServer(http: HttpServer, options: SocketServerOption
     // CORS headers only guard HTTP requests; a page may open a WebSocket to
     // any origin. Refuse browsers (the only senders of Origin) from elsewhere.
     allowRequest: (req, callback) => {
+      // Stopping: a new connection would be cut at once. Refused, the client retries, and the balancer picks another gateway.
+      if (options.isDraining()) return callback('the gateway is shutting down; reconnect', false);
       const origin = req.headers.origin;
       const allowed = options.corsOrigins === true || origin === undefined || options.corsOrigins.includes(origin);
       if (!allowed) refusals.refused({ address: req.socket.remoteAddress ?? '', code: 'origin_not_allowed', reason: `origin ${truncate(String(origin))} is not in TOPICGATE_CORS_ORIGINS` });

@@ -14,9 +14,11 @@ export interface HttpAppOptions {
   sdkBundlePath?: string;
   /** Browser origins allowed to call these endpoints (same list as socket.io); `true`: any. */
   corsOrigins: string[] | true;
+  /** The gateway is stopping: ready no more, so that a balancer sends new clients elsewhere. */
+  isDraining: () => boolean;
 }
 
-export function createHttpApp({ mq, sdkBundlePath, corsOrigins }: HttpAppOptions): Express {
+export function createHttpApp({ mq, sdkBundlePath, corsOrigins, isDraining }: HttpAppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   // CORS on the gateway's own endpoints only: routes an embedding app adds
@@ -28,7 +30,8 @@ export function createHttpApp({ mq, sdkBundlePath, corsOrigins }: HttpAppOptions
   });
 
   app.get('/readyz', withCors, (_req, res) => {
-    if (mq.isUp) res.json({ status: 'ready', broker: mq.kind });
+    if (isDraining()) res.status(503).json({ status: 'draining', broker: mq.kind, reason: 'the gateway is shutting down; new clients go to another gateway' });
+    else if (mq.isUp) res.json({ status: 'ready', broker: mq.kind });
     else res.status(503).json({ status: 'unavailable', broker: mq.kind, reason: 'the broker connection is down; the gateway is reconnecting' });
   });
 

@@ -3,8 +3,9 @@
  * metrics that reflect reality.
  */
 import { ResyncReason } from '@topicgate/shared';
+import { io } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { channelCount, deleteExchange, eventually, listQueues, requireBroker } from '../support/broker.js';
+import { channelCount, deleteExchange, eventually, listQueues, publishJson, requireBroker } from '../support/broker.js';
 import { spawnGateway } from '../support/child-gateway.js';
 import { connectClient, startTestGateway, stopTestGateways } from '../support/gateway.js';
 
@@ -29,6 +30,29 @@ describe('graceful shutdown', () => {
       child.process.kill('SIGKILL');
       await deleteExchange(child.exchange);
     }
+  });
+});
+
+describe('draining before a stop', () => {
+  it('drain(): /readyz answers 503 and new connections are refused (WebSocket and long-polling), while connected clients are still served', async () => {
+    const gateway = await startTestGateway();
+    const c = await connectClient(gateway.url);
+    const id = await c.mustSubscribe('builds.#');
+    expect((await fetch(`${gateway.url}/readyz`)).status).toBe(200);
+
+    gateway.drain();
+    const ready = await fetch(`${gateway.url}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toMatchObject({ status: 'draining', reason: expect.stringContaining('shutting down') });
+    await expect(connectClient(gateway.url)).rejects.toThrow();
+    const polling = io(gateway.url, { transports: ['polling'], reconnection: false, forceNew: true });
+    const refused = await new Promise<Error>((resolve) => polling.once('connect_error', resolve));
+    polling.close();
+    expect(refused.message).toMatch(/xhr poll error|403/i);
+
+    await publishJson(gateway.exchange, 'builds.1.finished', { n: 1 });
+    await c.messages.waitFor((m) => m.id === id);
+    c.close();
   });
 });
 
