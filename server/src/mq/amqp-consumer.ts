@@ -235,6 +235,26 @@ export class AmqpConsumer implements ResumableConsumer, PoolMember {
     );
   }
 
+  /**
+   * A cancelled resumable queue that still exists (its node is down, or it
+   * is back) cannot be trusted to hold what the client missed: renewed like
+   * after a channel loss, the old one deleted once its node returns. One that
+   * is gone was deleted on purpose: the subscription ends.
+   */
+  private async onResumableCancelled(): Promise<void> {
+    const channels = this.host.channels;
+    if (!channels) return; // the connection went too: the reconnect renews it
+    const queue = this.queueName;
+    const gone = await channels.withOperationChannel((ch) => ch.checkQueue(queue)).then(
+      () => false,
+      (err: unknown) => isNotFound(err, 'queue', queue),
+    );
+    if (this.stopped || this.queueName !== queue) return;
+    if (gone) return this.end('queue_deleted', `queue ${queue} was deleted on the broker`);
+    this.host.log.warn({ queue }, 'the broker cancelled a resumable queue\'s consumer (its cluster node went down?); renewing it, and its client reloads');
+    this.onChannelLost();
+  }
+
   /** Messages may have been lost (reconnect, channel loss): said once the queue is consuming again, before its first delivery since. */
   private payResync(): void {
     const reason = owedResync(this.state);
@@ -396,8 +416,10 @@ export class AmqpConsumer implements ResumableConsumer, PoolMember {
   /** The hot path's first step: validate once, hand over; acknowledge only for persistent consumers. */
   private onDelivery(slot: ConsumerSlot, msg: ConsumeMessage | null): void {
     if (msg === null) {
-      // basic.cancel from the broker: the queue was deleted from outside.
-      this.end('queue_deleted', `queue ${this.queueName} was deleted on the broker`);
+      // basic.cancel from the broker: the queue was deleted from outside — or, on a cluster, the node holding it
+      // went down (a resumed queue stays on the node it was declared on, not necessarily this connection's).
+      if (this.spec.kind === 'resumable') void this.onResumableCancelled();
+      else this.end('queue_deleted', `queue ${this.queueName} was deleted on the broker`);
       return;
     }
     if (this.stopped) {

@@ -16,10 +16,12 @@
  * the test, through rabbitmqctl, which gateway and node serve the client.
  */
 import { createClient, type Client, type LiveCollection, type Message, type Subscription } from '@topicgate/client';
+import type { SubscribeAck } from '@topicgate/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintToken } from '../../src/auth/token-verifier.js';
 import { DEFERRED_DELETE_RETRY_MS } from '../../src/mq/amqp-deferred-deletes.js';
 import { eventually } from '../support/eventually.js';
+import { ResumingClient } from '../resume/resume-client.js';
 import {
   ChangeStream,
   channelsPerNode,
@@ -28,6 +30,7 @@ import {
   clusterConnections,
   clusterQueues,
   consumerConnections,
+  gatewayUrl,
   HAPROXY_URL,
   ItemStore,
   machineNodeCluster,
@@ -422,9 +425,51 @@ describe('topicgate on a three-node RabbitMQ cluster behind HAProxy', () => {
     expect(queues.filter((q) => !/^topicgate\.(gw[123]|r)\./.test(q.name))).toEqual([]);
   }, 150_000);
 
+  it("a node restarted while a resumable subscription's client is away: the queue comes back without what it held, and the resume says `lost` (a reload, never a silent gap)", async () => {
+    // A protocol-level client straight to gw2, so that its queue is on node 2 and the test cuts its transport when it wants.
+    const token = mintToken({ secret, sub: 'away', topics: ['away.#'], ttlSeconds: 3600 });
+    const away = await ResumingClient.connect(gatewayUrl(2), token);
+    try {
+      const held = await away.subscribe('a', 'away.#');
+      const { claim } = held.grant;
+      const publisher = publishers.get(3)!;
+      await publisher.publish('away.1', { n: 1 });
+      await eventually(() => held.received.length === 1, 'the first message received');
+      away.cut();
+      await eventually(async () => (await clusterQueues(3)).some((q) => q.name === claim && q.consumers === 0), 'its queue detached, kept for the window');
+      await publisher.publish('away.2', { n: 2 }); // waits in the queue for the client, with the one it did not confirm
+      expect((await clusterQueues(3)).find((q) => q.name === claim)).toMatchObject({ node: nodeName(2), messages: 3 }); // and the marker
+
+      // Non-persistent messages do not survive their node's restart, even in a durable queue that does.
+      down = 2;
+      await cluster(['kill-node', '2']);
+      await cluster(['start-node', '2']);
+      down = null;
+      await eventually(async () => (await runningNodes(3)).length === 3, 'node 2 back in the cluster', { timeoutMs: 60_000, intervalMs: 1_000 });
+      expect((await clusterQueues(3)).find((q) => q.name === claim)).toMatchObject({ node: nodeName(2), messages: 0 });
+
+      // A queue whose node is still starting is answered `unavailable`, which a client retries.
+      let ack: SubscribeAck | undefined;
+      await eventually(async () => {
+        ack = (await away.reconnect(gatewayUrl(2))).get('a');
+        return !(ack && !ack.ok && ack.error.code === 'unavailable');
+      }, 'a resume that is not answered unavailable');
+      expect(ack).toMatchObject({ ok: true, resumed: false, reason: 'lost' });
+      await publisher.publish('away.3', { n: 3 });
+      await eventually(() => held.received.some((d) => (d.body as { n: number }).n === 3), 'the new subscription delivers');
+    } finally {
+      away.close();
+    }
+    // The other clients whose queues were on node 2 were told (`resync reconnected`) and converge.
+    await everyViewEqualsRest('after node 2 restarted');
+  }, 150_000);
+
   it('leaves nothing behind: clients gone, every queue deleted and the gateways back to their baseline channels; stop leaves nothing running and the machine\'s own broker untouched', async () => {
     for (const w of watchers) w.client.close();
-    await eventually(async () => clientQueues(await clusterQueues(1)).length === 0, 'every client queue deleted', { timeoutMs: 20_000, intervalMs: 500 });
+    await eventually(async () => clientQueues(await clusterQueues(1)).length === 0, 'every client queue deleted', { timeoutMs: 20_000, intervalMs: 500 }).catch(async (err: Error) => {
+      const left = clientQueues(await clusterQueues(1)).map((q) => `${q.name} on ${q.node}, ${q.consumers} consumers, ${q.messages} messages`);
+      throw new Error(`${err.message}; left: ${left.join('; ')}`);
+    });
     await eventually(
       async () => JSON.stringify([...(await gatewayChannels())].sort()) === JSON.stringify([...baselineChannels].sort()),
       `gateway channels back to the baseline ${JSON.stringify([...baselineChannels])}`,

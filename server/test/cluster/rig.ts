@@ -75,19 +75,22 @@ export interface ClusterQueue {
   durable: boolean;
   exclusive: boolean;
   consumers: number;
+  /** Ready and unacknowledged. */
+  messages: number;
   /** Its `x-expires` argument in ms, if any (resumable queues: the resume window). */
   expiresMs: number | undefined;
 }
 
 /** Every queue of the cluster, asked of `via`, with the node it lives on. */
 export async function clusterQueues(via: NodeIndex): Promise<ClusterQueue[]> {
-  const rows = await ctl(via, 'list_queues', 'name', 'pid', 'durable', 'exclusive', 'consumers', 'arguments');
-  return rows.map(([name, pid, durable, exclusive, consumers, args]) => ({
+  const rows = await ctl(via, 'list_queues', 'name', 'pid', 'durable', 'exclusive', 'consumers', 'arguments', 'messages');
+  return rows.map(([name, pid, durable, exclusive, consumers, args, messages]) => ({
     name: name!,
     node: /^<([^.]+@[^.]+)\./.exec(pid ?? '')?.[1] ?? `? ${pid}`,
     durable: durable === 'true',
     exclusive: exclusive === 'true',
     consumers: Number(consumers),
+    messages: Number(messages),
     expiresMs: /"x-expires",(\d+)/.test(args ?? '') ? Number(/"x-expires",(\d+)/.exec(args!)![1]) : undefined,
   }));
 }

@@ -4,7 +4,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { mintToken } from '../../src/auth/token-verifier.js';
-import { eventually, listQueues, publishJson, requireBroker, TEST_AMQP_URL } from '../support/broker.js';
+import { deleteQueueAsOperator, eventually, listQueues, publishJson, requireBroker, TEST_AMQP_URL } from '../support/broker.js';
 import { spawnGateway } from '../support/child-gateway.js';
 import { startTestGateway, stopTestGateways, type TestGateway } from '../support/gateway.js';
 import { ResumingClient } from './resume-client.js';
@@ -61,6 +61,16 @@ describe('taking a subscription up', () => {
     // Alice still can.
     const acks = await alice.reconnect(gateway.url, { token: token('alice', ['logs.#']) });
     expect(acks.get('a')).toMatchObject({ ok: true, resumed: true });
+  });
+
+  it('a resumable queue deleted by an operator ends its subscription (queue_deleted), not renewed: the broker\'s cancel is told from a node going down by asking for the queue', async () => {
+    const gateway = await authed();
+    const c = await connect(gateway, token('alice', ['logs.#']));
+    const held = await c.subscribe('a', 'logs.#');
+    await deleteQueueAsOperator(held.grant.claim);
+    const [notice] = await c.client.unsubscribed.waitForCount(1);
+    expect(notice).toEqual({ id: held.id, reason: 'queue_deleted' });
+    expect(c.resyncs).toEqual([]);
   });
 
   it('with the claim of another pattern: a fresh subscription', async () => {
