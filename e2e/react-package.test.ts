@@ -1,0 +1,241 @@
+/**
+ * The hooks' install story, as react/README.md tells it: `npm pack -w client`
+ * and `npm pack -w react` in the repository, then `npm install` of both
+ * tarballs (with React) in an application outside it. The README's complete
+ * example must then type-check against the installed packages in a strict
+ * project (and a wrong body type must not), bundle with esbuild, and — served
+ * through a proxy to the demo, as the README says — render in Chromium what
+ * the demo's REST API holds.
+ */
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { build as esbuild } from 'esbuild';
+import type { Browser } from 'playwright-core';
+import { preview, type PreviewServer } from 'vite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchBrowser, openPage, SOON, type DemoPage } from './support/browser.js';
+import { isFinished, startDemo, waitForBuild, type Demo } from './support/demo.js';
+import { shellEnv } from './support/env.js';
+import { REPO_ROOT } from './support/worktree.js';
+
+/** The repository's own versions, so the application outside it builds with what the repository was tested with. */
+const version = (name: string) => (JSON.parse(readFileSync(join(REPO_ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+
+let scratch: string;
+let app: string;
+let tarballs: { client: string; react: string };
+
+function run(command: string, args: string[], cwd: string, timeoutMs = 240_000): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(command, args, { cwd, env: shellEnv(), timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${command} ${args.join(' ')} (in ${cwd}) failed: ${err.message}\n${stdout.slice(-5000)}\n${stderr.slice(-5000)}`));
+      else resolve({ stdout, stderr });
+    });
+  });
+}
+
+/** react/README.md's "A complete example": the one ```tsx block of that section. */
+function completeExample(): string {
+  const readme = readFileSync(join(REPO_ROOT, 'react/README.md'), 'utf8');
+  const section = /^## A complete example\n([\s\S]*?)(?=^## )/m.exec(readme)?.[1];
+  const code = section && /```tsx\n([\s\S]*?)```/.exec(section)?.[1];
+  if (!code) throw new Error('react/README.md has no "## A complete example" section with a ```tsx block');
+  return code;
+}
+
+beforeAll(async () => {
+  scratch = mkdtempSync(join(tmpdir(), 'topicgate-react-'));
+  expect(relative(REPO_ROOT, scratch).startsWith('..'), `${scratch} is outside the repository`).toBe(true);
+  // What the README says to run in a checkout.
+  await run('npm', ['pack', '-w', 'client', '-w', 'react', '--pack-destination', scratch], REPO_ROOT);
+  const packed = readdirSync(scratch).filter((name) => name.endsWith('.tgz'));
+  tarballs = {
+    client: join(scratch, packed.find((name) => name.startsWith('topicgate-client-'))!),
+    react: join(scratch, packed.find((name) => name.startsWith('topicgate-react-'))!),
+  };
+  expect(packed.sort()).toEqual(['topicgate-client-0.1.0.tgz', 'topicgate-react-0.1.0.tgz']);
+
+  app = join(scratch, 'app');
+  mkdirSync(app);
+  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'react-consumer', version: '1.0.0', private: true, type: 'module' }, null, 2));
+  await run(
+    'npm',
+    [
+      'install',
+      '--no-audit',
+      '--no-fund',
+      tarballs.client,
+      tarballs.react,
+      `react@${version('react')}`,
+      `react-dom@${version('react-dom')}`,
+      `@types/react@${version('@types/react')}`,
+      `@types/react-dom@${version('@types/react-dom')}`,
+      `typescript@${version('typescript')}`,
+    ],
+    app,
+  );
+}, 400_000);
+
+afterAll(() => {
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+});
+
+describe('the hooks package (npm pack -w react)', () => {
+  it('carries the ES module build and its declarations, and neither the example nor the tests', async () => {
+    const { stdout } = await run('tar', ['-tzf', tarballs.react], scratch);
+    const files = stdout.split('\n').filter(Boolean);
+    for (const file of ['package/package.json', 'package/README.md', 'package/dist/index.js', 'package/dist/index.d.ts']) {
+      expect(files, `the tarball has ${file}`).toContain(file);
+    }
+    expect(files.filter((file) => /^package\/(example|test)\/|\.tsbuildinfo$/.test(file))).toEqual([]);
+  });
+
+  it('installs outside the repository, and Node imports it (no window there) with the application\'s React', async () => {
+    const probe = `
+      import { fileURLToPath } from 'node:url';
+      const hooks = await import('@topicgate/react');
+      console.log(JSON.stringify({
+        exports: Object.keys(hooks).sort(),
+        entry: fileURLToPath(import.meta.resolve('@topicgate/react')),
+        window: typeof window,
+      }));
+    `;
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', probe], app);
+    const found = JSON.parse(stdout) as { exports: string[]; entry: string; window: string };
+    expect(found.exports).toEqual([
+      'TopicgateProvider',
+      'createTopicgateHooks',
+      'useClient',
+      'useConnectionState',
+      'useLiveCollection',
+      'useLiveResource',
+      'useLogTail',
+      'useSubscription',
+    ]);
+    expect(found.entry).toBe(join(app, 'node_modules/@topicgate/react/dist/index.js'));
+    expect(found.window).toBe('undefined');
+    // One React: the package's peer dependency is the application's.
+    expect(readdirSync(join(app, 'node_modules/@topicgate/react')).includes('node_modules')).toBe(false);
+  });
+
+  for (const [module, moduleResolution] of [
+    ['ESNext', 'Bundler'],
+    ['NodeNext', 'NodeNext'],
+  ] as const) {
+    it(`types the README's example in a strict project (module ${module}, moduleResolution ${moduleResolution}), and refuses a wrong body type`, async () => {
+      expect(await typeErrors([{ name: 'example.tsx', code: completeExample() }], module, moduleResolution)).toEqual([]);
+      const wrong = [
+        "import { createTopicgateHooks } from '@topicgate/react';",
+        "const { useSubscription, useLiveCollection } = createTopicgateHooks<{ 'a.{id}': { n: number } }>();",
+        "export function A() { useSubscription('a.*', (m) => { const s: string = m.body.n; void s; }); return null; }",
+        "export function B() { useLiveCollection({ pattern: 'a.*', load: async () => [{ n: 'x' }] }); return null; }",
+        "export function C() { useSubscription('b.*'); return null; }",
+        '',
+      ].join('\n');
+      const errors = await typeErrors([{ name: 'wrong.tsx', code: wrong }], module, moduleResolution);
+      for (const line of [3, 4, 5]) expect(errors.some((error) => error.includes(`wrong.tsx(${line},`)), `line ${line} of:\n${wrong}\n${errors.join('\n')}`).toBe(true);
+    });
+  }
+});
+
+/** tsc's errors for `files` in a fresh project of the application: strict, every package's declarations checked. */
+async function typeErrors(files: { name: string; code: string }[], module: string, moduleResolution: string): Promise<string[]> {
+  const project = mkdtempSync(join(app, 'check-'));
+  for (const { name, code } of files) writeFileSync(join(project, name), code);
+  writeFileSync(
+    join(project, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: {
+        strict: true,
+        noUncheckedIndexedAccess: true,
+        exactOptionalPropertyTypes: true,
+        noEmit: true,
+        target: 'ES2022',
+        lib: ['ES2022', 'DOM', 'DOM.Iterable'],
+        jsx: 'react-jsx',
+        module,
+        moduleResolution,
+        types: [],
+        skipLibCheck: false,
+      },
+      files: files.map((f) => f.name),
+    }),
+  );
+  const tsc = join(app, 'node_modules/typescript/bin/tsc');
+  const output = await new Promise<string>((resolve) =>
+    execFile(process.execPath, [tsc, '-p', project, '--pretty', 'false'], { cwd: app, env: shellEnv() }, (_err, stdout, stderr) => resolve(stdout + stderr)),
+  );
+  return output.split('\n').filter((line) => /error TS\d+/.test(line));
+}
+
+describe("react/README.md's complete example, bundled from the installed packages", () => {
+  let demo: Demo | undefined;
+  let site: PreviewServer | undefined;
+  let browser: Browser | undefined;
+  let tab: DemoPage | undefined;
+
+  afterAll(async () => {
+    await tab?.close();
+    await browser?.close();
+    await site?.close();
+    await demo?.close();
+  });
+
+  it('renders in Chromium what the demo\'s REST API holds', async () => {
+    const dir = mkdtempSync(join(app, 'page-'));
+    writeFileSync(join(dir, 'example.tsx'), completeExample());
+    // The application's bundler resolves everything from its own node_modules.
+    await esbuild({
+      entryPoints: [join(dir, 'example.tsx')],
+      absWorkingDir: app,
+      outfile: join(dir, 'dist/example.js'),
+      bundle: true,
+      minify: true,
+      format: 'esm',
+      platform: 'browser',
+      target: ['es2022'],
+      jsx: 'automatic',
+      define: { 'process.env.NODE_ENV': '"production"' },
+      logLevel: 'warning',
+    });
+    writeFileSync(join(dir, 'dist/index.html'), '<!doctype html><meta charset="utf-8"><div id="root"></div><script type="module" src="/example.js"></script>');
+
+    demo = await startDemo();
+    // As the README says: the page's origin passes /api and /socket.io on to the demo.
+    site = await preview({
+      configFile: false,
+      root: dir,
+      logLevel: 'warn',
+      build: { outDir: join(dir, 'dist') },
+      preview: { host: '127.0.0.1', port: 0, strictPort: true, proxy: { '/api': demo.url, '/socket.io': { target: demo.url, ws: true } } },
+    });
+    browser = await launchBrowser();
+    tab = await openPage(browser, site.resolvedUrls!.local[0]!);
+    const { page } = tab;
+    await expect.poll(() => page.locator('#connection').getAttribute('data-state'), SOON).toBe('connected');
+
+    // The example follows build 3: once it has finished, the list, the header and the log equal REST.
+    const target = demo;
+    await waitForBuild(target, '#3 finished', (b) => b.id === 3 && isFinished(b));
+    const rest = await target.build(3);
+    const lines = await target.logLines(3);
+    await expect
+      .poll(
+        () =>
+          page.evaluate(() => {
+            const item = document.querySelector<HTMLElement>('#builds li[data-id="3"]');
+            const log = document.getElementById('log')!;
+            return {
+              listed: item && { state: item.dataset.state, version: Number(item.dataset.version) },
+              header: { state: log.dataset.state, version: Number(log.dataset.version) },
+              lines: [...log.querySelectorAll<HTMLElement>('[data-n]')].map((line) => line.textContent),
+            };
+          }),
+        { timeout: 15_000, interval: 200 },
+      )
+      .toEqual({ listed: { state: rest.state, version: rest.version }, header: { state: rest.state, version: rest.version }, lines });
+    expect(tab.errors).toEqual([]);
+  }, 120_000);
+});
