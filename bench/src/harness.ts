@@ -15,6 +15,16 @@ import { GatewayProcess, Publisher, Worker } from './processes.js';
 import { isGatewayKind, type ClientKind, type ClientPlan, type ConnectResult, type PublishPlan, type PublishResult, type WorkerStats } from './messages.js';
 import { MergedHistogram, countInWindow } from './stats.js';
 
+/**
+ * Where gateway clients connect and whose CPU is the gateway's: a gateway
+ * process of the bench, or the cluster rig's HAProxy (with gw1..gw3's pids).
+ */
+export interface GatewayEndpoint {
+  readonly url: string;
+  readonly pid: number;
+  ready(): Promise<void>;
+}
+
 export interface Row {
   scenario: string;
   [key: string]: unknown;
@@ -34,6 +44,8 @@ export class Bench {
   brokerEpoch = 0;
   private sentinel: ChannelModel | null = null;
   private sentinelWanted = false;
+  private readonly cleanups: Array<() => Promise<void>> = [];
+  private cleaning: Promise<void> | null = null;
 
   constructor(
     readonly options: BenchOptions,
@@ -92,6 +104,19 @@ export class Bench {
       await sleep(5000); // let the gateway reconnect and the broker settle
       this.brokerPid = findBrokerPid() || this.brokerPid;
     }
+  }
+
+  /** Registers something to undo at the end of the run, also after an error or Ctrl-C (run.ts's cleanup). */
+  deferCleanup(fn: () => Promise<void>): void {
+    this.cleanups.push(fn);
+  }
+
+  /** Runs what deferCleanup registered, last first, once (a second call waits for the first); failures become warnings. */
+  runCleanups(): Promise<void> {
+    this.cleaning ??= (async () => {
+      for (const fn of this.cleanups.splice(0).reverse()) await fn().catch((err: Error) => this.warn(err.message));
+    })();
+    return this.cleaning;
   }
 
   log(line: string): void {
@@ -161,7 +186,7 @@ export class Bench {
   }
 
   /** Connects `plans` (one per client) spread over the workers; gateway clients go to the workers' gateways in turn. */
-  async connect(workers: Worker[], kind: ClientKind, plans: ClientPlan[], gateways: readonly GatewayProcess[], concurrency = 25): Promise<ConnectResult> {
+  async connect(workers: Worker[], kind: ClientKind, plans: ClientPlan[], gateways: readonly GatewayEndpoint[], concurrency = 25): Promise<ConnectResult> {
     const chunks: ClientPlan[][] = workers.map(() => []);
     plans.forEach((p, i) => chunks[i % workers.length]!.push(p));
     const results = await Promise.all(
@@ -206,11 +231,17 @@ export interface DriveSpec {
   plans: ClientPlan[];
   publish: Omit<PublishPlan, 'amqpUrl' | 'exchange'>;
   /** The gateway processes gateway clients connect to (spread evenly); empty for other kinds. */
-  gateways: readonly GatewayProcess[];
+  gateways: readonly GatewayEndpoint[];
   /** Flat-out runs: the stream whose progress grants the publisher credit. */
   creditStream?: number;
   /** Publish to this exchange instead of the run's (Web-MQTT consumes from amq.topic). */
   exchange?: string;
+  /** Publish through this broker instead of the bench's (the cluster rig's node). */
+  amqpUrl?: string;
+  /** The broker's Erlang VMs, for its CPU (default: the bench's broker). */
+  brokerPids?: () => number[];
+  /** More processes whose CPU is reported, by name (the cluster rig's HAProxy). */
+  extraPids?: () => Record<string, number[]>;
 }
 
 export interface DriveResult {
@@ -270,9 +301,10 @@ export async function drive(bench: Bench, spec: DriveSpec): Promise<DriveResult>
       if (quiet.busyPct > options.quietBusyPct) bench.warn(`the machine was ${quiet.busyPct} % busy (of one core) before ${spec.kind} × ${spec.plans.length} started, after waiting ${Math.round(quiet.waitedMs / 1000)} s for it to calm down: something else is running`);
       const pids = () => ({
         ...(isGatewayKind(spec.kind) && spec.gateways.length > 0 ? { gateway: spec.gateways.map((g) => g.pid) } : {}),
-        broker: [bench.brokerPid],
+        broker: spec.brokerPids ? spec.brokerPids() : [bench.brokerPid],
         generators: workers.map((w) => w.pid),
         publisher: [publisher.pid],
+        ...spec.extraPids?.(),
       });
       const meter = new CpuMeter(pids);
       let cpu: Record<string, number> = {};
@@ -292,7 +324,7 @@ export async function drive(bench: Bench, spec: DriveSpec): Promise<DriveResult>
         await Promise.all(workers.map((w) => w.request({ op: 'progress', stream: spec.creditStream!, everyMs: 20 })));
       }
 
-      const plan: PublishPlan = { ...spec.publish, amqpUrl: options.amqpUrl, exchange: spec.exchange ?? bench.exchange };
+      const plan: PublishPlan = { ...spec.publish, amqpUrl: spec.amqpUrl ?? options.amqpUrl, exchange: spec.exchange ?? bench.exchange };
       let warmupTimer: NodeJS.Timeout | null = null;
       const result: PublishResult = await publisher.run(plan, () => {
         warmupTimer = setTimeout(() => meter.reset(), plan.warmupMs);
@@ -373,7 +405,7 @@ export async function drive(bench: Bench, spec: DriveSpec): Promise<DriveResult>
 function perDelivery(cpu: Record<string, number>, deliveriesPerSec: number): Record<string, number> {
   const out: Record<string, number> = {};
   if (!deliveriesPerSec) return out;
-  for (const k of ['gateway', 'broker', 'generators']) if (k in cpu) out[k] = Math.round(((cpu[k]! / 100) * 1e6 * 10) / deliveriesPerSec) / 10;
+  for (const k of ['gateway', 'broker', 'generators', 'haproxy']) if (k in cpu) out[k] = Math.round(((cpu[k]! / 100) * 1e6 * 10) / deliveriesPerSec) / 10;
   return out;
 }
 

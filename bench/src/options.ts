@@ -8,9 +8,9 @@ import { fileURLToPath } from 'node:url';
 import type { ClientKind } from './messages.js';
 
 export const ALL_KINDS: readonly ClientKind[] = ['gateway', 'resumable', 'amqp', 'stomp', 'mqtt'];
-export const ALL_SCENARIOS = ['fanout', 'churn', 'idle', 'logtail', 'profile'] as const;
+export const ALL_SCENARIOS = ['fanout', 'churn', 'idle', 'logtail', 'profile', 'cluster'] as const;
 export type ScenarioName = (typeof ALL_SCENARIOS)[number];
-/** `profile` is opt-in: it restarts the gateway under --cpu-prof. */
+/** `profile` is opt-in: it restarts the gateway under --cpu-prof; so is `cluster`: it needs root, haproxy and a minute to start the rig. */
 const DEFAULT_SCENARIOS: ScenarioName[] = ['fanout', 'churn', 'idle', 'logtail'];
 
 export interface BenchOptions {
@@ -53,15 +53,26 @@ export interface BenchOptions {
   resultsDir: string;
   /** Label for this build in the report (e.g. "worktree: raw splice"). */
   label: string;
+  /** The cluster scenario (issue 13): scripts/cluster.sh's rig beside one gateway on the bench's broker. */
+  cluster: {
+    /** Fan-out client counts, each run through HAProxy and through the single gateway. */
+    clients: number[];
+    /** Idle subscriptions whose broker memory is measured on both. */
+    idleClients: number;
+    /** TOPICGATE_CLUSTER_DIR of the bench's rig. */
+    dir: string;
+    /** The rig node (1-3) the publisher connects to. */
+    publishNode: number;
+  };
 }
 
 const numbers = (text: string | undefined, fallback: number[]) => (text ? text.split(',').map((s) => Number(s.trim())).filter((n) => n > 0) : fallback);
 const num = (text: string | undefined, fallback: number) => (text && Number(text) > 0 ? Number(text) : fallback);
 
-export const USAGE = `npm run bench [-- --quick] [-- --scenarios fanout,churn,idle,logtail,profile]
+export const USAGE = `npm run bench [-- --quick] [-- --scenarios fanout,churn,idle,logtail,profile,cluster]
 
 Environment (all optional):
-  BENCH_SCENARIOS      comma-separated subset of ${ALL_SCENARIOS.join(', ')} (default: all but profile)
+  BENCH_SCENARIOS      comma-separated subset of ${ALL_SCENARIOS.join(', ')} (default: all but profile and cluster)
   BENCH_KINDS          which receivers to run (default: all five): gateway (default subscriptions),
                        resumable (gateway with TOPICGATE_RESUME_WINDOW, subscribe { resumable: true } + received),
                        amqp (raw amqplib), stomp (Web-STOMP), mqtt (Web-MQTT, clean_session=false, QoS 1).
@@ -87,6 +98,15 @@ Environment (all optional):
   BENCH_MQTT_URL       (default: ws://127.0.0.1:15675/ws)
   BENCH_RESULTS_DIR    where the report goes (default: bench/results; a trial run can write elsewhere)
   BENCH_RESUME_WINDOW  TOPICGATE_RESUME_WINDOW for the resumable kind's gateways, seconds (default: 60)
+
+The cluster scenario (opt-in: --scenarios cluster) starts scripts/cluster.sh's rig (3 RabbitMQ nodes,
+3 gateways, HAProxy on 8180: needs root and haproxy, ~1 min to start, stopped at the end whatever
+happens) and runs fan-out through HAProxy beside one gateway on the bench's broker, plus broker
+memory per subscription on both. Figures on a 2-core box are an indication only.
+  BENCH_CLUSTER_CLIENTS       fan-out client counts (default: 100,500,1000; --quick: 100,500)
+  BENCH_CLUSTER_IDLE_CLIENTS  idle subscriptions for the memory figure (default: 1000)
+  BENCH_CLUSTER_DIR           the rig's TOPICGATE_CLUSTER_DIR (default: /tmp/topicgate-cluster-bench)
+  BENCH_CLUSTER_PUBLISH_NODE  rig node 1-3 the publisher connects to (default: 1)
 `;
 
 export function readOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptions {
@@ -131,5 +151,11 @@ export function readOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOption
     cliPath: env.BENCH_GATEWAY_CLI ?? `${root}server/dist/cli.js`,
     resultsDir: env.BENCH_RESULTS_DIR ?? `${root}bench/results`,
     label: env.BENCH_LABEL ?? '',
+    cluster: {
+      clients: numbers(env.BENCH_CLUSTER_CLIENTS, quick ? [100, 500] : [100, 500, 1000]),
+      idleClients: num(env.BENCH_CLUSTER_IDLE_CLIENTS, 1000),
+      dir: env.BENCH_CLUSTER_DIR ?? '/tmp/topicgate-cluster-bench',
+      publishNode: [1, 2, 3].includes(Number(env.BENCH_CLUSTER_PUBLISH_NODE)) ? Number(env.BENCH_CLUSTER_PUBLISH_NODE) : 1,
+    },
   };
 }

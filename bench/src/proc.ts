@@ -113,16 +113,30 @@ export async function waitForQuiet(busyPct: number, maxMs: number): Promise<{ bu
   }
 }
 
-/** The RabbitMQ node's Erlang VM (beam.smp booting `rabbit`), not a CLI tool's short-lived VM; 0 if none. */
+/**
+ * The RabbitMQ node's Erlang VM (beam.smp booting `rabbit`), not a CLI tool's
+ * short-lived VM, nor a node of a cluster rig (scripts/cluster.sh: their
+ * command lines look the same, their environment names the rig's state
+ * directory); 0 if none.
+ */
 export function findBrokerPid(): number {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (cmd.includes('beam.smp') && cmd.includes('rabbit\0boot')) return Number(entry);
+      if (cmd.includes('beam.smp') && cmd.includes('rabbit\0boot') && !isClusterRigProcess(Number(entry))) return Number(entry);
     } catch {
       /* gone */
     }
   }
   return 0;
+}
+
+/** True when `pid`'s environment has TOPICGATE_CLUSTER_DIR (every process scripts/cluster.sh starts inherits it); false when unreadable. */
+export function isClusterRigProcess(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').some((v) => v.startsWith('TOPICGATE_CLUSTER_DIR='));
+  } catch {
+    return false;
+  }
 }

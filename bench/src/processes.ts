@@ -145,6 +145,15 @@ export class Publisher {
   }
 }
 
+/** Settings every gateway the bench measures runs with, its own and the cluster rig's (besides exchange, id, ports and broker). */
+export const BENCH_GATEWAY_ENV: Readonly<Record<string, string>> = {
+  TOPICGATE_INSECURE_NO_AUTH: '1',
+  TOPICGATE_LOG_LEVEL: 'warn',
+  // The bench's own limits are not what it measures.
+  TOPICGATE_SUBSCRIBE_RATE: '1000000',
+  TOPICGATE_MAX_SUBSCRIPTIONS: '1000',
+};
+
 export interface GatewayOptions {
   cliPath: string;
   amqpUrl: string;
@@ -190,14 +199,10 @@ export class GatewayProcess {
           TOPICGATE_AMQP_URL: options.amqpUrl,
           TOPICGATE_EXCHANGE: options.exchange,
           TOPICGATE_GATEWAY_ID: options.gatewayId,
-          TOPICGATE_INSECURE_NO_AUTH: '1',
           TOPICGATE_PORT: String(port),
           TOPICGATE_METRICS_PORT: String(metricsPort),
           TOPICGATE_HOST: '127.0.0.1',
-          TOPICGATE_LOG_LEVEL: 'warn',
-          // The bench's own limits are not what it measures.
-          TOPICGATE_SUBSCRIBE_RATE: '1000000',
-          TOPICGATE_MAX_SUBSCRIPTIONS: '1000',
+          ...BENCH_GATEWAY_ENV,
           ...options.extraEnv,
         },
         stdio: ['ignore', 'pipe', 'pipe', 'ipc'],

@@ -16,7 +16,7 @@ const fmt = (x: unknown, digits = 0): string => {
 };
 const ratio = (a: number | null | undefined, b: number | null | undefined) => (a && b ? Math.round((a / b) * 100) / 100 : null);
 const cpuText = (cpu: Record<string, number> | undefined) =>
-  cpu ? ['gateway', 'broker', 'generators', 'publisher', 'others', 'machine'].filter((k) => k in cpu).map((k) => `${k === 'generators' ? 'gen' : k === 'publisher' ? 'pub' : k} ${cpu[k]}`).join(' · ') : '—';
+  cpu ? ['gateway', 'broker', 'haproxy', 'generators', 'publisher', 'others', 'machine'].filter((k) => k in cpu).map((k) => `${k === 'generators' ? 'gen' : k === 'publisher' ? 'pub' : k} ${cpu[k]}`).join(' · ') : '—';
 const perDeliveryText = (x: Record<string, number> | undefined) =>
   x && Object.keys(x).length ? Object.entries(x).map(([k, v]) => `${k === 'generators' ? 'gen' : k} ${v}`).join(' · ') : '—';
 const integrity = (r: R) => (r.error ? `**error:** ${r.error}` : (r.problems as string[] | undefined)?.length ? `**${(r.problems as string[]).join(', ')}**` : 'ok');
@@ -27,6 +27,8 @@ export interface Target {
   holds: boolean | null;
   /** Shown for the record: the issue states no figure to hold. */
   informational?: boolean;
+  /** Shown instead of a judgement (e.g. "indication only (2 cores)"). */
+  note?: string;
 }
 
 function find(rows: R[], scenario: string, where: Record<string, unknown>): R | undefined {
@@ -85,10 +87,11 @@ export function evaluateTargets(rows: R[]): Target[] {
     detail: `${fmt(ig?.brokerPerSubscriptionKiB, 1)} vs ${fmt(is?.brokerPerSubscriptionKiB, 1)} KiB = ${fmt(r5, 2)}×${ig && !fullyIdle ? ` (gateway: ${fmt(ig.subscriptions)} of ${fmt(big)} subscriptions)` : ''}`,
     holds: r5 === null ? null : r5 <= 0.3 && !!fullyIdle,
   });
+  targets.push(...clusterTargets(rows));
   const broken = rows.filter((r) => (r.problems as string[] | undefined)?.length);
   targets.push({
     name: 'no losses, duplicates or out-of-order deliveries (without an overflow resync)',
-    detail: broken.length ? broken.map((r) => `${r.scenario} ${r.mode ?? ''} ${KIND_NAME[r.kind] ?? r.kind} × ${r.n ?? r.clients}: ${(r.problems as string[]).join(', ')}`).join('; ') : 'all runs clean',
+    detail: broken.length ? broken.map((r) => `${r.scenario}${r.arm ? ` ${r.arm}` : ''} ${r.mode ?? ''} ${KIND_NAME[r.kind] ?? r.kind} × ${r.n ?? r.clients}: ${(r.problems as string[]).join(', ')}`).join('; ') : 'all runs clean',
     holds: rows.some((r) => 'problems' in r) ? broken.length === 0 : null,
   });
   return targets;
@@ -104,7 +107,7 @@ export function renderReport(allRows: R[], allMeta: Record<string, string>, allW
 
   const targets = evaluateTargets(rows);
   out.push('## Targets', '', '| target | this run | holds |', '|---|---|:---:|');
-  for (const t of targets) out.push(`| ${t.name} | ${t.detail} | ${t.informational ? 'no target stated' : t.holds === null ? 'not measured' : t.holds ? 'yes' : '**no**'} |`);
+  for (const t of targets) out.push(`| ${t.name} | ${t.detail} | ${t.note ? t.note : t.informational ? 'no target stated' : t.holds === null ? 'not measured' : t.holds ? 'yes' : '**no**'} |`);
   out.push('');
 
   const fan = rows.filter((r) => r.scenario === 'fanout');
@@ -200,6 +203,8 @@ export function renderReport(allRows: R[], allMeta: Record<string, string>, allW
     out.push('');
   }
 
+  out.push(...clusterSection(rows));
+
   const profiles = rows.filter((r) => r.scenario === 'profile');
   if (profiles.length) {
     out.push('## Gateway CPU profiles', '');
@@ -208,6 +213,114 @@ export function renderReport(allRows: R[], allMeta: Record<string, string>, allW
 
   if (warnings.length) out.push('## Warnings', '', ...warnings.map((w) => `- ${w}`), '');
   return out.join('\n');
+}
+
+const CLUSTER_NOTE = 'indication only (2 cores)';
+const clusterRun = (rows: R[], mode: string, n: number, arm: string) => find(rows, 'cluster', { mode, n, arm });
+const clusterNs = (rows: R[]) => [...new Set(rows.filter((r) => r.scenario === 'cluster').map((r) => r.n as number))].sort((a, b) => a - b);
+
+/**
+ * The single-node figure without what the cluster's nodes do not run: the
+ * management plugin's database and its statistics (the rig has no plugins).
+ */
+function withoutManagement(r: R | undefined): number | null {
+  if (!r || typeof r.brokerPerSubscriptionKiB !== 'number') return null;
+  const cats = (r.brokerKiBPerSubscriptionByCategory ?? {}) as Record<string, number>;
+  return Math.round((r.brokerPerSubscriptionKiB - (cats.mgmt_db ?? 0) - (cats.metrics ?? 0)) * 10) / 10;
+}
+
+/** Issue 13: the cluster against one gateway on one node, ratios shown but not judged (one 2-core box). */
+export function clusterTargets(rows: R[]): Target[] {
+  const targets: Target[] = [];
+  for (const n of clusterNs(rows)) {
+    const s = clusterRun(rows, 'flat', n, 'single');
+    const c = clusterRun(rows, 'flat', n, 'cluster');
+    if (s || c) targets.push({ name: `cluster, fan-out ${n}: HAProxy + 3 gateways on 3 nodes / 1 gateway on 1 node`, detail: `${fmt(c?.deliveriesPerSec)} vs ${fmt(s?.deliveriesPerSec)} deliveries/s = ${fmt(ratio(c?.deliveriesPerSec, s?.deliveriesPerSec), 2)}×`, holds: null, note: CLUSTER_NOTE });
+    const ps = clusterRun(rows, 'paced', n, 'single');
+    const pc = clusterRun(rows, 'paced', n, 'cluster');
+    if (ps || pc) targets.push({ name: `cluster, paced ${n}: p99 cluster / single`, detail: `${fmt(pc?.p99Ms, 2)} vs ${fmt(ps?.p99Ms, 2)} ms = ${fmt(ratio(pc?.p99Ms, ps?.p99Ms), 2)}×`, holds: null, note: CLUSTER_NOTE });
+  }
+  const mc = find(rows, 'cluster-memory', { arm: 'cluster' });
+  const ms = find(rows, 'cluster-memory', { arm: 'single' });
+  if (mc || ms) {
+    targets.push({
+      name: `cluster: broker memory per subscription, 3 nodes summed / 1 node (${fmt(mc?.n ?? ms?.n)} idle)`,
+      detail: `${fmt(mc?.brokerPerSubscriptionKiB, 1)} vs ${fmt(ms?.brokerPerSubscriptionKiB, 1)} KiB = ${fmt(ratio(mc?.brokerPerSubscriptionKiB, ms?.brokerPerSubscriptionKiB), 2)}× (one node without its management plugin's share: ${fmt(withoutManagement(ms), 1)} KiB = ${fmt(ratio(mc?.brokerPerSubscriptionKiB, withoutManagement(ms)), 2)}×)`,
+      holds: null,
+      note: CLUSTER_NOTE,
+    });
+  }
+  return targets;
+}
+
+/** The cluster scenario's section of the report (empty when it did not run). */
+export function clusterSection(rows: R[]): string[] {
+  const runs = rows.filter((r) => r.scenario === 'cluster');
+  const memory = rows.filter((r) => r.scenario === 'cluster-memory');
+  const rig = rows.find((r) => r.scenario === 'cluster-rig');
+  if (!runs.length && !memory.length && !rig) return [];
+  const out: string[] = [];
+  out.push(
+    '## Cluster: HAProxy → 3 gateways → 3-node RabbitMQ cluster, beside 1 gateway on 1 node (issue 13) — indication only (2 cores)',
+    '',
+    '*cluster*: clients through HAProxy (127.0.0.1:8180) to the three gateways of `scripts/cluster.sh`\'s rig, each connected to its own node of a three-node cluster (docs/cluster.md); ' +
+      `the publisher on node tgc${rig?.publishNode ?? 1}, so a third of the deliveries are routed to queues on its own node and two thirds cross to the other nodes. ` +
+      '*single*: one gateway on the bench\'s own broker (one node), exactly fan-out\'s `gateway` kind. Same run, same client counts, same publisher and the same checks on every delivery. ' +
+      'The load generators\' socket.io clients are websocket-only: one TCP connection each, balanced round robin by HAProxy when it opens, so no stickiness is needed (HAProxy\'s `tg_gw` cookie matters to long-polling only).',
+    '',
+    '**Indication only.** Everything shares one 2-core box: the cluster arm runs three Erlang VMs, three gateways and HAProxy on the same two cores as the load generators, the publisher and the single node. ' +
+      'The ratio says what the cluster\'s extra hops and inter-node traffic cost on one machine; it says nothing about what three hosts would scale to. CPU: "gateway" is the three gateways summed, "broker" the three nodes summed.',
+    '',
+  );
+  if (rig) out.push(`Rig started in ${fmt((rig.startMs as number) / 1000, 0)} s (${rig.dir}).`, '');
+  const ns = clusterNs(rows);
+  if (ns.length) {
+    out.push('### Flat out', '', '| clients | 1 gateway, 1 node | HAProxy, 3 gateways, 3 nodes | cluster / single | gateway CPU µs per delivery (single, cluster) | broker CPU µs per delivery (single, cluster) |', '|---:|---:|---:|---:|---|---|');
+    for (const n of ns) {
+      const s = clusterRun(rows, 'flat', n, 'single');
+      const c = clusterRun(rows, 'flat', n, 'cluster');
+      out.push(`| ${fmt(n)} | ${fmt(s?.deliveriesPerSec)} | ${fmt(c?.deliveriesPerSec)} | ${fmt(ratio(c?.deliveriesPerSec, s?.deliveriesPerSec), 2)} | ${fmt(s?.cpuUsPerDelivery?.gateway, 1)}, ${fmt(c?.cpuUsPerDelivery?.gateway, 1)} | ${fmt(s?.cpuUsPerDelivery?.broker, 1)}, ${fmt(c?.cpuUsPerDelivery?.broker, 1)} |`);
+    }
+    const target = runs.find((r) => r.targetDeliveriesPerSec)?.targetDeliveriesPerSec ?? 10000;
+    out.push('', `### Paced at ${fmt(target)} deliveries/s`, '', '| clients | 1 gateway, 1 node: deliveries/s, p50 / p99 / max ms | HAProxy, 3 gateways, 3 nodes: deliveries/s, p50 / p99 / max ms | cluster p99 / single p99 |', '|---:|---|---|---:|');
+    const lat = (r: R | undefined) => (r ? `${fmt(r.deliveriesPerSec)}: ${fmt(r.p50Ms, 2)} / ${fmt(r.p99Ms, 2)} / ${fmt(r.maxMs, 1)}` : '—');
+    for (const n of ns) {
+      const s = clusterRun(rows, 'paced', n, 'single');
+      const c = clusterRun(rows, 'paced', n, 'cluster');
+      out.push(`| ${fmt(n)} | ${lat(s)} | ${lat(c)} | ${fmt(ratio(c?.p99Ms, s?.p99Ms), 2)} |`);
+    }
+    out.push('', '### Every cluster-scenario run', '', '| mode | clients | arm | deliveries/s | p50 / p99 / max ms | CPU % | CPU µs per delivery | received / expected | integrity |', '|---|---:|---|---:|---|---|---|---|---|');
+    for (const r of runs) {
+      out.push(`| ${r.mode} | ${fmt(r.n)} | ${r.arm} | ${fmt(r.deliveriesPerSec)} | ${fmt(r.p50Ms, 2)} / ${fmt(r.p99Ms, 2)} / ${fmt(r.maxMs, 1)} | ${cpuText(r.cpu)} | ${perDeliveryText(r.cpuUsPerDelivery)} | ${fmt(r.received)} / ${fmt(r.expected)} | ${integrity(r)} |`);
+    }
+    out.push('');
+  }
+  if (memory.length) {
+    out.push(
+      '### Broker memory per idle subscription',
+      '',
+      'erlang:memory(total) before subscribing, with the subscriptions and after closing them, divided by the subscriptions: the mean of what subscribing added and what closing released (both shown). ' +
+        'Cluster: the sum over its three nodes (`rabbitmqctl -n tgc1@localhost eval`, one `rpc:call` per node); per node, what each one\'s memory grew by, per subscription of the whole run. ' +
+        'One node: the bench\'s broker through its management API, as the idle scenario measures it; that node runs the management plugin (its database and statistics cost memory per queue and channel) and the rig\'s nodes run no plugin, so the single-node figure is also shown without the `mgmt_db` and `metrics` categories.',
+      '',
+      '| arm | subscribed | broker KiB per subscription (added, released) | per node (KiB per subscription) | one node without mgmt_db, metrics | queues added | failures |',
+      '|---|---|---|---|---:|---:|---|',
+    );
+    for (const r of memory) {
+      if (r.error) {
+        out.push(`| ${r.arm} | — | — | — | — | — | **${r.error}** |`);
+        continue;
+      }
+      const perNode = r.brokerPerNodeAddedKiB ? Object.entries(r.brokerPerNodeAddedKiB as Record<string, number>).map(([k, v]) => `${k.replace(/@.*/, '')} ${fmt(v, 1)}`).join(', ') : (Object.entries((r.brokerKiBPerSubscriptionByCategory ?? {}) as Record<string, number>).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ') || '—');
+      out.push(
+        `| ${r.arm === 'cluster' ? 'HAProxy, 3 gateways, 3 nodes' : '1 gateway, 1 node'} | ${fmt(r.subscriptions)} of ${fmt(r.n)} | ${fmt(r.brokerPerSubscriptionKiB, 1)} (${fmt(r.brokerAddedKiB, 1)}, ${fmt(r.brokerReleasedKiB, 1)})${r.brokerNoisy ? ' **noisy**' : ''} | ${r.arm === 'single' ? `by category: ${perNode}` : perNode} | ${r.arm === 'single' ? fmt(withoutManagement(r), 1) : '—'} | ${fmt(r.queuesAdded)} | ${(r.failures as string[] | undefined)?.join('; ') ?? ''} |`,
+      );
+    }
+    const idleGw = rows.filter((r) => r.scenario === 'idle' && r.kind === 'gateway' && !r.error);
+    if (idleGw.length) out.push('', `The idle scenario of this run measured ${idleGw.map((r) => `${fmt(r.brokerPerSubscriptionKiB, 1)} KiB per subscription at ${fmt(r.n)}`).join(', ')} on the one node.`);
+    out.push('');
+  }
+  return out;
 }
 
 /** The raw results file (`<run id>.raw.json`), with paths relative to the repository like the report's. */

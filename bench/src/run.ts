@@ -15,25 +15,31 @@ import { killAllChildren } from './processes.js';
 import { repoRelative } from './paths.js';
 import { rawResults, renderReport } from './report.js';
 import { churn } from './scenarios/churn.js';
+import { cluster } from './scenarios/cluster.js';
 import { fanout } from './scenarios/fanout.js';
 import { idle } from './scenarios/idle.js';
 import { logtail } from './scenarios/logtail.js';
 import { profile } from './scenarios/profile.js';
 
-const SCENARIOS: Record<ScenarioName, (bench: Bench) => Promise<void>> = { fanout, churn, idle, logtail, profile };
+const SCENARIOS: Record<ScenarioName, (bench: Bench) => Promise<void>> = { fanout, churn, idle, logtail, profile, cluster };
 
 async function preflight(bench: Bench): Promise<void> {
   const { options, broker } = bench;
   await broker.requireReachable((l) => bench.log(l));
   bench.brokerPid = findBrokerPid() || (await broker.pid());
   if (!existsSync(options.cliPath)) throw new Error(`no gateway build at ${options.cliPath}; run \`npx tsc -b server\` (npm run bench does) or set BENCH_GATEWAY_CLI`);
-  if (options.kinds.includes('stomp')) await broker.ensureWebStomp((l) => bench.log(l));
+  // Web-STOMP runs only in fan-out, idle and log tail; a run of the cluster scenario alone leaves the broker's plugins as they are.
+  const stompRuns = options.kinds.includes('stomp') && options.scenarios.some((s) => s === 'fanout' || s === 'idle' || s === 'logtail');
+  if (stompRuns) await broker.ensureWebStomp((l) => bench.log(l));
   if (options.kinds.includes('mqtt') && options.scenarios.includes('fanout')) await broker.ensureWebMqtt(options.mqttUrl, (l) => bench.log(l));
 
   // File descriptors: the idle scenario holds thousands of sockets on the broker (Web-STOMP), the gateway and the generators.
-  const biggest = options.scenarios.includes('idle') ? Math.max(...options.idleClients) : Math.max(...options.fanoutClients, options.logtail.clients);
+  const biggest = Math.max(
+    options.scenarios.includes('idle') ? Math.max(...options.idleClients) : Math.max(...options.fanoutClients, options.logtail.clients),
+    ...(options.scenarios.includes('cluster') ? [...options.cluster.clients, options.cluster.idleClients] : []),
+  );
   const info = await broker.nodeInfo();
-  if (options.kinds.includes('stomp') && info.sockets_total < biggest + 200) {
+  if (stompRuns && info.sockets_total < biggest + 200) {
     bench.warn(
       `RabbitMQ allows only ${info.sockets_total} sockets (file-descriptor limit ${info.fd_total}); ${biggest} Web-STOMP clients need ${biggest + 200}. ` +
         'The Web-STOMP runs will be capped. To raise it: put "rabbitmq soft nofile 20000" and "rabbitmq hard nofile 20000" in ' +
@@ -56,6 +62,7 @@ async function preflight(bench: Bench): Promise<void> {
 
 /** Deletes what this run declared and checks the broker holds nothing of ours. */
 async function cleanup(bench: Bench): Promise<void> {
+  await bench.runCleanups(); // the cluster rig, if a scenario started one
   killAllChildren();
   await bench.unwatchBroker();
   const { broker } = bench;
@@ -99,7 +106,7 @@ function describeRun(options: BenchOptions, bench: Bench): Record<string, string
     'run id': bench.runId,
     'gateway build': `${repoRelative(options.cliPath)} (git ${rev})${options.label ? ` — ${options.label}` : ''}`,
     machine: `${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}, RabbitMQ ${rabbit} at ${redact(options.amqpUrl)}`,
-    settings: `${options.quick ? 'quick; ' : ''}scenarios ${options.scenarios.join(', ')}; receivers ${options.kinds.join(', ')}; ${options.gatewayProcesses} gateway process${options.gatewayProcesses === 1 ? '' : 'es'}${options.gatewayNodeArgs.length ? ` (node ${options.gatewayNodeArgs.join(' ')})` : ''}; ${options.workers} load-generator processes; warm-up ${options.warmupMs} ms + window ${options.measureMs} ms per fan-out run; ${options.bodyBytes}-byte bodies; raw amqplib consumers on ${options.rawSharedChannel ? 'one shared channel per generator process' : 'one channel each'}; flat-out window ${options.flatWindow} deliveries${options.kinds.includes('resumable') ? `; resumable: gateways with TOPICGATE_RESUME_WINDOW=${options.resumeWindow}, one \`received\` in flight per socket` : ''}${options.kinds.includes('mqtt') ? `; Web-MQTT: clean_session=false, QoS 1 subscriptions, every PUBLISH PUBACKed, published to amq.topic` : ''}`,
+    settings: `${options.quick ? 'quick; ' : ''}scenarios ${options.scenarios.join(', ')}; receivers ${options.kinds.join(', ')}; ${options.gatewayProcesses} gateway process${options.gatewayProcesses === 1 ? '' : 'es'}${options.gatewayNodeArgs.length ? ` (node ${options.gatewayNodeArgs.join(' ')})` : ''}; ${options.workers} load-generator processes; warm-up ${options.warmupMs} ms + window ${options.measureMs} ms per fan-out run; ${options.bodyBytes}-byte bodies; raw amqplib consumers on ${options.rawSharedChannel ? 'one shared channel per generator process' : 'one channel each'}; flat-out window ${options.flatWindow} deliveries${options.kinds.includes('resumable') ? `; resumable: gateways with TOPICGATE_RESUME_WINDOW=${options.resumeWindow}, one \`received\` in flight per socket` : ''}${options.kinds.includes('mqtt') ? `; Web-MQTT: clean_session=false, QoS 1 subscriptions, every PUBLISH PUBACKed, published to amq.topic` : ''}${options.scenarios.includes('cluster') ? `; cluster: scripts/cluster.sh rig in ${options.cluster.dir}, ${options.cluster.clients.join(', ')} clients through HAProxy :8180 (websocket-only), publisher on tgc${options.cluster.publishNode}@localhost, ${options.cluster.idleClients} idle subscriptions for memory` : ''}`,
   };
 }
 

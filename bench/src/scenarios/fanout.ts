@@ -6,9 +6,8 @@
  * Web-MQTT with persistent sessions at QoS 1 (the broker's own resumable
  * peer).
  */
-import { drive, integrityProblems, type Bench } from '../harness.js';
+import { drive, integrityProblems, type Bench, type DriveSpec, type GatewayEndpoint } from '../harness.js';
 import type { ClientKind } from '../messages.js';
-import type { GatewayProcess } from '../processes.js';
 
 export const FANOUT_PATTERN = 'bench.fanout.#';
 export const FANOUT_KEY = 'bench.fanout.tick';
@@ -24,7 +23,10 @@ export function mqttRoute(bench: Bench): { exchange: string; pattern: string; ke
   return { exchange: 'amq.topic', pattern: `topicgate-bench.${bench.runId}.fanout.#`, key: `topicgate-bench.${bench.runId}.fanout.tick` };
 }
 
-export async function fanoutOnce(bench: Bench, kind: ClientKind, clients: number, mode: 'flat' | 'paced', gateways: readonly GatewayProcess[]) {
+/** Where a fan-out run publishes and whose CPU it reports when not the bench's own broker (the cluster scenario). */
+export type FanoutVia = Pick<DriveSpec, 'amqpUrl' | 'brokerPids' | 'extraPids'>;
+
+export async function fanoutOnce(bench: Bench, kind: ClientKind, clients: number, mode: 'flat' | 'paced', gateways: readonly GatewayEndpoint[], via: FanoutVia = {}) {
   const { options } = bench;
   const mqtt = kind === 'mqtt' ? mqttRoute(bench) : null;
   // Any `rabbitmq-plugins enable` since the last run (someone else's too) has stopped Web-MQTT: see Broker.ensureWebMqtt.
@@ -45,6 +47,7 @@ export async function fanoutOnce(bench: Bench, kind: ClientKind, clients: number
       },
       ...(mode === 'flat' && { creditStream: 0 }),
       ...(mqtt && { exchange: mqtt.exchange }),
+      ...via,
     });
   } finally {
     // Persistent sessions outlive DISCONNECT: their queues would keep filling from amq.topic.

@@ -12,7 +12,7 @@ import type { ClientKind } from '../messages.js';
 import { rssBytes, waitForQuiet } from '../proc.js';
 import type { GatewayProcess } from '../processes.js';
 
-const IDLE_PATTERN = 'bench.idle.#';
+export const IDLE_PATTERN = 'bench.idle.#';
 const KiB = 1024;
 
 /** The median of 3 reads of erlang:memory(total), and the breakdown of that read. */
@@ -56,7 +56,8 @@ async function untilGone(bench: Bench, kind: ClientKind, gateway: GatewayProcess
   await sleep(2000);
 }
 
-async function idleOnce(bench: Bench, kind: ClientKind, wanted: number) {
+/** One idle measurement of `kind` × `wanted` (a fresh gateway of its own for `gateway`); the cluster scenario's single-node arm too. */
+export async function idleOnce(bench: Bench, kind: ClientKind, wanted: number) {
   let clients = wanted;
   if (kind !== 'amqp') {
     // Every gateway or Web-STOMP client is a socket on the broker side (Web-STOMP) or the gateway side.
