@@ -555,7 +555,7 @@ export class Client<T extends object = AnyTopics> extends Emitter<ClientEvents> 
         resumable ||= sub._resume.resumable;
       } else this.#hold(delivery.id, { kind: 'messages', delivery });
     }
-    // The broker sends a resumable subscription only ~99 unconfirmed deliveries: confirm soon.
+    // The broker sends a resumable subscription only its prefetch of unconfirmed deliveries: confirm soon.
     if (resumable) this.#receipts.poke();
   }
 

@@ -6,7 +6,8 @@
  *
  * The gateway keeps each delivery of a resumable subscription unsettled at the
  * broker until the client confirms it, and the broker stops sending after
- * ~99 unsettled deliveries per subscription: receipts must therefore flow
+ * the gateway's prefetch (TOPICGATE_RESUME_PREFETCH, at least 64) of unsettled
+ * deliveries per subscription: receipts must therefore flow
  * continuously, not only before a disconnect. A receipt for `s` settles the
  * deliveries before `s` and keeps `s` itself unsettled, so that a resume
  * always has one delivery to recognise the queue's start by. On resume, the
@@ -29,7 +30,8 @@ import {
 export const MAX_RESUME_FINGERPRINTS = 4096;
 /**
  * Unconfirmed deliveries of one subscription that make a receipt go at once:
- * a third of the broker's ~99 unsettled, so a fast stream never stalls.
+ * at most half of the smallest prefetch a gateway allows (64), so a fast
+ * stream never stalls.
  */
 export const RECEIPT_BATCH = 32;
 /**

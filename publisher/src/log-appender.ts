@@ -56,8 +56,9 @@ export class LogAppender {
       return Promise.reject(new TypeError(`${this.#key}: append() takes an array of strings`));
     }
     if (lines.length === 0) return Promise.resolve();
-    const body: PublishableBody = { ...this.#fields, first: this.#next, lines: [...lines] };
+    const sent = this.#send(this.#key, { ...this.#fields, first: this.#next, lines: [...lines] });
+    if (!sent.taken) return Promise.reject(sent.error);
     this.#next += lines.length;
-    return this.#send(this.#key, body);
+    return sent.confirmed;
   }
 }

@@ -24,7 +24,7 @@ import type { BodyOf, LogAppenderOptionsArg, LogTemplate, ResourceOptions, Resou
 import { BufferFullError, describeError, PublishError } from './errors.js';
 import { LogAppender } from './log-appender.js';
 import { Outbox, type Pending } from './outbox.js';
-import { ResourcePublisher } from './resource.js';
+import { ResourcePublisher, type Send } from './resource.js';
 import { topicKey } from './topic-key.js';
 import type { CloseOptions, OutgoingMessage, PublisherEvents, PublisherOptions, PublisherTransport, TransportLink } from './types.js';
 
@@ -120,27 +120,30 @@ export class Publisher<T extends object = AnyTopics> extends EventEmitter<Publis
     return (this.#closing ??= this.#close(options.timeoutMs ?? 10_000));
   }
 
-  /** For the helpers: publish without the map's types (they checked theirs). */
-  readonly #send = (key: string, body: PublishableBody): Promise<void> => this.#publish(key, body);
-
   #publish(key: string, body: PublishableBody): Promise<void> {
+    const sent = this.#send(key, body);
+    return sent.taken ? sent.confirmed : Promise.reject(sent.error);
+  }
+
+  /** Takes the message into the buffer, or says why not; for the helpers too (without the map's types: they checked theirs). */
+  readonly #send: Send = (key, body) => {
     if (this.#closing) {
-      return Promise.reject(new PublishError(PublishErrorCode.Closed, `publish("${key}") after close(): this publisher is closed; create a new one`));
+      return { taken: false, error: new PublishError(PublishErrorCode.Closed, `publish("${key}") after close(): this publisher is closed; create a new one`) };
     }
     const keyError = routingKeyError(key);
-    if (keyError) return Promise.reject(new TypeError(keyError));
+    if (keyError) return { taken: false, error: new TypeError(keyError) };
     let content: string;
     try {
       content = encodeBody(body);
-    } catch (err) {
-      return Promise.reject(err);
+    } catch (error) {
+      return { taken: false, error };
     }
-    if (this.#outbox.size >= this.#maxBuffered) return Promise.reject(this.#bufferFull(key));
+    if (this.#outbox.size >= this.#maxBuffered) return { taken: false, error: this.#bufferFull(key) };
     const message: OutgoingMessage = { key, body, content, messageId: randomUUID(), timestamp: Math.floor(Date.now() / 1000) };
     const confirmed = this.#outbox.add(message);
     this.#pump();
-    return confirmed;
-  }
+    return { taken: true, confirmed };
+  };
 
   #bufferFull(key: string): BufferFullError {
     const why = this.#down

@@ -11,7 +11,12 @@ import type { BodyOf, ResourceBody, ResourceParams, ResourceTemplate } from './c
 import { PublishError } from './errors.js';
 import { topicKey } from './topic-key.js';
 
-export type Send = (key: string, body: PublishableBody) => Promise<void>;
+/**
+ * Takes a message now, or says at once why not (closed, buffer full, an
+ * invalid body): a helper numbers a version or a line only once it is taken,
+ * so that a retry after a refusal reuses the number.
+ */
+export type Send = (key: string, body: PublishableBody) => { taken: true; confirmed: Promise<void> } | { taken: false; error: unknown };
 
 /**
  * @example
@@ -78,9 +83,11 @@ export class ResourcePublisher<T, Names extends string> {
     } catch (err) {
       return Promise.reject(err);
     }
-    // Numbered now, not when the broker confirms: calls made back to back get consecutive versions.
+    const sent = this.#send(key, { ...body, version: next });
+    if (!sent.taken) return Promise.reject(sent.error);
+    // Numbered when taken, not when the broker confirms: calls made back to back get consecutive versions.
     this.#version = next;
     if (kind === 'delete') this.#deleted = true;
-    return this.#send(key, { ...body, version: next });
+    return sent.confirmed;
   }
 }

@@ -7,7 +7,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { LiveResource, LogTail, type Message, type MessageSource, type SourceSink } from '@topicgate/client';
-import { createPublisher, PublishError, PublishErrorCode, type Publisher } from '../src/index.js';
+import { createPublisher, PublishError, PublishErrorCode, type Publisher, type TransportLink } from '../src/index.js';
 import { MemoryTransport } from './memory-transport.js';
 
 interface Build {
@@ -135,6 +135,31 @@ describe('publisher.resource', () => {
       /\{id\} of topic "builds.\{id\}.new" must be one routing-key word/,
     );
     expect(transport.sent).toEqual([]);
+  });
+});
+
+describe('a change the publisher refused', () => {
+  it('does not spend its number: retried once there is room, it carries the same version (and an append the same first line)', async () => {
+    transport = new MemoryTransport();
+    let connect!: () => void;
+    // No link until the test says so: the first message fills the buffer of one.
+    const gated = { description: 'gated', open: () => new Promise<TransportLink>((resolve) => (connect = () => void transport.open().then(resolve))) };
+    publisher = createPublisher<Topics>({ transport: gated, maxBuffered: 1 });
+    const build = publisher.resource({ id: 1 });
+    const log = publisher.logAppender('logs.{id}.append', { id: 1 }, { fields: { build: 1 } });
+    const first = build.update('builds.{id}.new', { id: 1, state: 'pending' });
+    await expect(build.update('builds.{id}.finished', { id: 1, state: 'success' })).rejects.toMatchObject({ code: PublishErrorCode.BufferFull });
+    await expect(build.delete('builds.{id}.deleted', { id: 1, deleted: true })).rejects.toMatchObject({ code: PublishErrorCode.BufferFull });
+    await expect(log.append(['compiling'])).rejects.toMatchObject({ code: PublishErrorCode.BufferFull });
+    connect();
+    await first;
+    await build.update('builds.{id}.finished', { id: 1, state: 'success' });
+    await log.append(['compiling']);
+    expect(transport.sent.map((m) => [m.key, m.body])).toEqual([
+      ['builds.1.new', { id: 1, state: 'pending', version: 1 }],
+      ['builds.1.finished', { id: 1, state: 'success', version: 2 }],
+      ['logs.1.append', { build: 1, first: 0, lines: ['compiling'] }],
+    ]);
   });
 });
 

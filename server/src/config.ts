@@ -224,9 +224,11 @@ export function loadConfig(settings: Settings, { requireAuth = true } = {}): Gat
   }
   const cors = get(settings, 'cors-origins')!;
   const maxPayloadBytes = integer(settings, 'max-payload-bytes', 256, 100 * 1024 * 1024);
-  // A resume names every delivery its client has not confirmed (a fingerprint each): at most the prefetch, and a client must be able to send that many.
-  const resumePrefetch = integer(settings, 'resume-prefetch', 2, MAX_RESUME_FINGERPRINTS);
-  if (integer(settings, 'resume-window', 0, 86_400) > 0 && largestResumeBytes(resumePrefetch) > maxPayloadBytes) {
+  const resumeWindowSeconds = integer(settings, 'resume-window', 0, 86_400);
+  // At least twice the SDK's receipt batch (32), or a stream waits a second for each window. At most what a
+  // resume may name: every delivery its client has not confirmed (a fingerprint each), which a client must be able to send.
+  const resumePrefetch = integer(settings, 'resume-prefetch', 64, MAX_RESUME_FINGERPRINTS, 'fewer would stall a stream between the SDK\'s receipts (one at 32 unconfirmed)');
+  if (resumeWindowSeconds > 0 && largestResumeBytes(resumePrefetch) > maxPayloadBytes) {
     throw new ConfigError(
       `TOPICGATE_RESUME_PREFETCH (--resume-prefetch) ${resumePrefetch}: a resume after a cut may carry ${largestResumeBytes(resumePrefetch)} bytes (a fingerprint per unconfirmed delivery), more than TOPICGATE_MAX_PAYLOAD_BYTES (${maxPayloadBytes}) lets a client send; lower the prefetch or raise the payload limit`,
     );
@@ -248,7 +250,7 @@ export function loadConfig(settings: Settings, { requireAuth = true } = {}): Gat
     maxConnectionsPerSubject: integer(settings, 'max-connections-per-subject', 0, 1_000_000),
     maxSubscriptionsPerSubject: integer(settings, 'max-subscriptions-per-subject', 0, 100_000_000),
     // x-expires must be positive and at most 2^32-1 ms; a day is more than a resume needs.
-    resumeWindowSeconds: integer(settings, 'resume-window', 0, 86_400),
+    resumeWindowSeconds,
     resumeBacklog: integer(settings, 'resume-backlog', 1, 10_000_000),
     resumePrefetch,
     corsOrigins: cors.trim() === '*' ? true : list(cors),

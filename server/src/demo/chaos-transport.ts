@@ -1,8 +1,8 @@
 /**
  * The demo's chaos, between its publisher and the broker: with chaos on,
  * every message is sent after a random delay (so messages overtake each
- * other) and some are sent twice (same message_id, as a retrying publisher
- * would). It never drops one: the SDK must cope with disorder and
+ * other) and some are sent twice (as a retrying publisher would; on RabbitMQ
+ * with the same message_id). It never drops one: the SDK must cope with disorder and
  * repetition, and the REST API fills any gap it perceives.
  */
 import type { OutgoingMessage, PublisherTransport, TransportLink } from '@topicgate/publisher';

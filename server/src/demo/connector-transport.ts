@@ -1,7 +1,8 @@
 /**
  * The publisher's transport over the gateway's own MQ connector: how the
  * demo publishes on the embedded broker, which lives inside the gateway
- * process and has no AMQP port. (On RabbitMQ the demo's publisher makes its
+ * process and has no AMQP port, and keeps bodies only: `message_id` and
+ * `timestamp` are not carried. (On RabbitMQ the demo's publisher makes its
  * own connection, as any back end would.)
  */
 import { PublishError, PublishErrorCode, type OutgoingMessage, type PublisherTransport, type TransportLink } from '@topicgate/publisher';

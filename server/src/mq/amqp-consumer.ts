@@ -249,7 +249,8 @@ export class AmqpConsumer implements ResumableConsumer, PoolMember {
       () => false,
       (err: unknown) => isNotFound(err, 'queue', queue),
     );
-    if (this.stopped || this.queueName !== queue) return;
+    // A reconnect or a renewal that began meanwhile replaces the queue itself: a second replacement would race it.
+    if (this.stopped || this.queueName !== queue || this.state !== 'consuming' || this.host.channels !== channels) return;
     if (gone) return this.end('queue_deleted', `queue ${queue} was deleted on the broker`);
     this.host.log.warn({ queue }, 'the broker cancelled a resumable queue\'s consumer (its cluster node went down?); renewing it, and its client reloads');
     this.onChannelLost();

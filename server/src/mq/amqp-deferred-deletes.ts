@@ -21,6 +21,7 @@ export class DeferredDeletes {
   private readonly pending = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
   private trying = false;
+  private closed = false;
 
   constructor(
     private readonly attempt: (queue: string) => Promise<DeleteAttempt>,
@@ -33,18 +34,20 @@ export class DeferredDeletes {
   }
 
   add(queue: string, forMs: number): void {
+    if (this.closed) return;
     this.pending.set(queue, Date.now() + forMs);
     this.schedule();
   }
 
   close(): void {
+    this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.pending.clear();
   }
 
   private schedule(): void {
-    if (this.timer || this.pending.size === 0) return;
+    if (this.closed || this.timer || this.pending.size === 0) return;
     this.timer = setTimeout(() => {
       this.timer = null;
       void this.retry();
@@ -58,19 +61,20 @@ export class DeferredDeletes {
     this.trying = true;
     try {
       for (const [queue, until] of [...this.pending]) {
+        if (this.closed) return;
         if (Date.now() > until) {
           this.pending.delete(queue);
           this.log.warn({ queue }, 'gave up deleting a resumable queue whose node stayed away for the whole resume window; the broker deletes it once unused for the window after the node returns');
           continue;
         }
         // Errors other than an absent node are the attempt's to report; the queue is retried either way until its deadline.
-        if ((await this.attempt(queue).catch(() => 'unreachable' as const)) === 'done') {
-          this.pending.delete(queue);
-          continue;
-        }
-        // Its node is still away, and most likely the others' too (a gateway's queues live on the node it is connected
-        // to): each refusal costs a channel, so the round ends here, this queue last in line for the next.
+        const outcome = await this.attempt(queue).catch(() => 'unreachable' as const);
+        if (this.closed) return;
         this.pending.delete(queue);
+        if (outcome === 'done') continue;
+        // Its node is still away, and often the others' too (most of a gateway's queues live on the node it is
+        // connected to; resumed ones may not): each refusal costs a channel, so the round ends here, this queue
+        // last in line for the next. A queue on a node that is back waits at most a round per queue ahead of it.
         this.pending.set(queue, until);
         break;
       }

@@ -156,11 +156,12 @@ export class AmqpConnector extends EventEmitter<ConnectorEvents> implements MqCo
     const channels = this.channelSet;
     if (!channels) return 'unreachable';
     try {
-      await channels.withOperationChannel((ch) => ch.deleteQueue(queue));
+      // Unless consumed: a client that missed the renewal may have resumed it meanwhile (its node was cut off, not restarted).
+      await channels.withOperationChannel((ch) => ch.deleteQueue(queue, { ifUnused: true }));
       this.options.log.info({ queue }, 'deleted a resumable queue whose node had been down');
       return 'done';
     } catch (err) {
-      if (isNotFound(err, 'queue', queue)) return 'done';
+      if (isNotFound(err, 'queue', queue) || replyCode(err) === ReplyCode.PreconditionFailed) return 'done';
       if (!isQueueNodeDown(err, queue)) this.options.log.warn({ queue, err: describe(err) }, 'could not delete a resumable queue whose node had been down; trying again');
       return 'unreachable';
     }

@@ -72,6 +72,28 @@ describe('deferred deletes', () => {
     expect(deferred.size).toBe(0);
   });
 
+  it('close() during an attempt: nothing is tried again', async () => {
+    vi.useFakeTimers();
+    let answer!: (outcome: DeleteAttempt) => void;
+    let calls = 0;
+    const deferred = new DeferredDeletes(
+      () => {
+        calls++;
+        return new Promise<DeleteAttempt>((resolve) => (answer = resolve));
+      },
+      recordingLog().log,
+      1_000,
+    );
+    deferred.add('a', 60_000);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(calls).toBe(1);
+    deferred.close();
+    answer('unreachable');
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(calls).toBe(1);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
   it('close() forgets what was pending', async () => {
     vi.useFakeTimers();
     const { deferred, tried } = deletes({ a: [] });
