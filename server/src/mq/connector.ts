@@ -85,11 +85,12 @@ export type RenewReason = ConsumerResyncReason | 'overflow';
 /**
  * Deliveries a resumable consumer has unsettled at most: the broker's
  * prefetch, so the window its client confirms within. Each receipt takes a
- * round trip through the browser, so a small window stalls the stream (on
- * the bench box, fan-out to 100 resumable clients: 0.33× the default path at
- * 100, 0.79× at 300, 1.2× at 1000, no better at 2000; bench/README.md). A
- * resume names every unconfirmed delivery, so 500 is also what fits the
- * default TOPICGATE_MAX_PAYLOAD_BYTES (config.ts checks the pair).
+ * round trip through the browser, so a small window stalls the stream when
+ * that round trip is slow (on the bench box under load, fan-out to 100
+ * resumable clients: 0.33× the default path at 100, 0.79× at 300, 1.2× at
+ * 1000; on a quiet box no difference showed; bench/README.md). A resume
+ * names every unconfirmed delivery, so 500 is also what fits the default
+ * TOPICGATE_MAX_PAYLOAD_BYTES (config.ts checks the pair).
  */
 export const DEFAULT_RESUMABLE_PREFETCH = 500;
 
