@@ -20,14 +20,14 @@
 import {
   ClientEvent,
   deliveryFingerprint,
+  MAX_RESUME_FINGERPRINTS,
   type ReceivedAck,
   type ReceivedRequest,
   type ResumeGrant,
   type ResumeRequest,
 } from '@topicgate/shared';
 
-/** The gateway refuses a resume presenting more fingerprints than this (`bad_request`); past it, subscribe afresh. */
-export const MAX_RESUME_FINGERPRINTS = 4096;
+export { MAX_RESUME_FINGERPRINTS };
 /**
  * Unconfirmed deliveries of one subscription that make a receipt go at once:
  * at most half of the smallest prefetch a gateway allows (64), so a fast

@@ -5,8 +5,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
+import { MAX_RESUME_FINGERPRINTS } from '@topicgate/shared';
 import { parseDuration, type JwksOptions } from './auth/token-verifier.js';
-import { largestResumeBytes, MAX_RESUME_FINGERPRINTS } from './gateway/requests.js';
+import { largestResumeBytes } from './gateway/requests.js';
 import { DEFAULT_RESUMABLE_PREFETCH } from './mq/connector.js';
 
 /** pino's levels; anything else makes pino throw when the logger is created. */

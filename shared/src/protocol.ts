@@ -125,6 +125,13 @@ export interface ResumeRequest {
   fingerprints: number[];
 }
 
+/**
+ * The most fingerprints a resume may present (more is `bad_request`): above
+ * any broker window a gateway allows (TOPICGATE_RESUME_PREFETCH), so a
+ * client past it owes more than can be aligned and subscribes afresh.
+ */
+export const MAX_RESUME_FINGERPRINTS = 4096;
+
 /** Present in a subscribe ack when the subscription is resumable. */
 export interface ResumeGrant {
   /** Opaque; presented in `resume.claim` on a later connection. */

@@ -2,7 +2,7 @@
  * Parsing of client event payloads. Clients are untrusted: everything arrives
  * as `unknown` and leaves as a typed request or a protocol error.
  */
-import { ErrorCode, patternError, type ProtocolError, type ReceivedRequest, type ResumeRequest, type SubscribeRequest } from '@topicgate/shared';
+import { ErrorCode, MAX_RESUME_FINGERPRINTS, patternError, type ProtocolError, type ReceivedRequest, type ResumeRequest, type SubscribeRequest } from '@topicgate/shared';
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; error: ProtocolError };
 
@@ -36,8 +36,6 @@ export function parseSubscribe(payload: unknown): Parsed<SubscribeRequest> {
   return { ok: true, value: { pattern, resume: parsed, ...(resumable !== undefined && { resumable }) } };
 }
 
-/** More fingerprints than a client can owe: the broker's window bounds what it holds unsettled. */
-export const MAX_RESUME_FINGERPRINTS = 4096;
 
 /**
  * The largest `subscribe` with a resume of `fingerprints` deliveries: each is
