@@ -7,40 +7,19 @@
  * example, compiled from the installed package, must publish to RabbitMQ
  * what it says, each message confirmed and labelled.
  */
-import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deleteExchange, requireBroker, TEST_AMQP_URL, uniqueName } from '../server/test/support/broker.js';
 import { BrokerConsumer } from '../publisher/test/broker-consumer.js';
-import { shellEnv } from './support/env.js';
+import { completeExample, repoVersion, run, typeErrorsIn } from './support/packages.js';
 import { REPO_ROOT } from './support/worktree.js';
 
-const versionOf = (name: string) => (JSON.parse(readFileSync(join(REPO_ROOT, `node_modules/${name}/package.json`), 'utf8')) as { version: string }).version;
 
 let scratch: string;
 let app: string;
 let tarball: string;
-
-/** Runs a command to completion; rejects with its output when it fails. */
-function run(command: string, args: string[], cwd: string, env: Record<string, string> = {}, timeoutMs = 180_000): Promise<{ stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    execFile(command, args, { cwd, env: { ...shellEnv(), ...env }, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${command} ${args.join(' ')} (in ${cwd}) failed: ${err.message}\n${stdout.slice(-5000)}\n${stderr.slice(-5000)}`));
-      else resolve({ stdout, stderr });
-    });
-  });
-}
-
-/** publisher/README.md's "A complete example": the one ```ts block of that section. */
-function completeExample(): string {
-  const readme = readFileSync(join(REPO_ROOT, 'publisher/README.md'), 'utf8');
-  const section = /^## A complete example\n([\s\S]*?)(?=^## )/m.exec(readme)?.[1];
-  const code = section && /```ts\n([\s\S]*?)```/.exec(section)?.[1];
-  if (!code) throw new Error('publisher/README.md has no "## A complete example" section with a ```ts block');
-  return code;
-}
 
 /** A strict project in the scratch application holding `files`; `tsc` compiles it to `out/`. */
 function project(files: Record<string, string>): string {
@@ -69,11 +48,7 @@ function project(files: Record<string, string>): string {
 
 /** tsc's error lines for a project (none: it compiled). */
 async function typeErrors(dir: string): Promise<string[]> {
-  const tsc = join(app, 'node_modules/typescript/bin/tsc');
-  const output = await new Promise<string>((resolve) =>
-    execFile(process.execPath, [tsc, '-p', dir, '--pretty', 'false'], { cwd: app, env: shellEnv() }, (_err, stdout, stderr) => resolve(stdout + stderr)),
-  );
-  return output.split('\n').filter((line) => /error TS\d+/.test(line));
+  return typeErrorsIn(app, dir);
 }
 
 beforeAll(async () => {
@@ -88,7 +63,7 @@ beforeAll(async () => {
   app = join(scratch, 'app');
   mkdirSync(app);
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'publisher-consumer', version: '1.0.0', private: true, type: 'module' }, null, 2));
-  await run('npm', ['install', '--no-audit', '--no-fund', tarball, `typescript@${versionOf('typescript')}`, `@types/node@${versionOf('@types/node')}`], app);
+  await run('npm', ['install', '--no-audit', '--no-fund', tarball, `typescript@${repoVersion('typescript')}`, `@types/node@${repoVersion('@types/node')}`], app);
 }, 300_000);
 
 afterAll(() => {
@@ -116,7 +91,7 @@ describe('the publisher package (npm pack -w publisher)', () => {
   });
 
   it("types the README's example in a strict project, and refuses a body of the wrong type", async () => {
-    const example = completeExample();
+    const example = completeExample('publisher/README.md');
     expect(await typeErrors(project({ 'example.ts': example }))).toEqual([]);
     const wrong = [
       "import { createPublisher } from '@topicgate/publisher';",
@@ -145,10 +120,10 @@ describe("publisher/README.md's example, from the installed package", () => {
   });
 
   it('publishes to RabbitMQ what it says, each message confirmed, with message_id, timestamp and content_type', async () => {
-    const dir = project({ 'example.ts': completeExample() });
+    const dir = project({ 'example.ts': completeExample('publisher/README.md') });
     await run(process.execPath, [join(app, 'node_modules/typescript/bin/tsc'), '-p', dir], app);
     // It exits by itself: close() ends the connection.
-    const { stdout, stderr } = await run(process.execPath, ['out/example.js'], dir, { TOPICGATE_AMQP_URL: TEST_AMQP_URL, TOPICGATE_EXCHANGE: exchange }, 60_000);
+    const { stdout, stderr } = await run(process.execPath, ['out/example.js'], dir, { env: { TOPICGATE_AMQP_URL: TEST_AMQP_URL, TOPICGATE_EXCHANGE: exchange }, timeoutMs: 60_000 });
 
     const received = await consumer.inbox.waitForCount(6);
     const context = `\n--- its stdout:\n${stdout}\n--- its stderr:\n${stderr}`;

@@ -7,8 +7,7 @@
  * through a proxy to the demo, as the README says — render in Chromium what
  * the demo's REST API holds.
  */
-import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { build as esbuild } from 'esbuild';
@@ -17,33 +16,13 @@ import { preview, type PreviewServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchBrowser, openPage, SOON, type DemoPage } from './support/browser.js';
 import { isFinished, startDemo, waitForBuild, type Demo } from './support/demo.js';
-import { shellEnv } from './support/env.js';
+import { completeExample, repoVersion, run, typeErrorsIn } from './support/packages.js';
 import { REPO_ROOT } from './support/worktree.js';
 
-/** The repository's own versions, so the application outside it builds with what the repository was tested with. */
-const version = (name: string) => (JSON.parse(readFileSync(join(REPO_ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
 
 let scratch: string;
 let app: string;
 let tarballs: { client: string; react: string };
-
-function run(command: string, args: string[], cwd: string, timeoutMs = 240_000): Promise<{ stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    execFile(command, args, { cwd, env: shellEnv(), timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${command} ${args.join(' ')} (in ${cwd}) failed: ${err.message}\n${stdout.slice(-5000)}\n${stderr.slice(-5000)}`));
-      else resolve({ stdout, stderr });
-    });
-  });
-}
-
-/** react/README.md's "A complete example": the one ```tsx block of that section. */
-function completeExample(): string {
-  const readme = readFileSync(join(REPO_ROOT, 'react/README.md'), 'utf8');
-  const section = /^## A complete example\n([\s\S]*?)(?=^## )/m.exec(readme)?.[1];
-  const code = section && /```tsx\n([\s\S]*?)```/.exec(section)?.[1];
-  if (!code) throw new Error('react/README.md has no "## A complete example" section with a ```tsx block');
-  return code;
-}
 
 beforeAll(async () => {
   scratch = mkdtempSync(join(tmpdir(), 'topicgate-react-'));
@@ -68,13 +47,14 @@ beforeAll(async () => {
       '--no-fund',
       tarballs.client,
       tarballs.react,
-      `react@${version('react')}`,
-      `react-dom@${version('react-dom')}`,
-      `@types/react@${version('@types/react')}`,
-      `@types/react-dom@${version('@types/react-dom')}`,
-      `typescript@${version('typescript')}`,
+      `react@${repoVersion('react')}`,
+      `react-dom@${repoVersion('react-dom')}`,
+      `@types/react@${repoVersion('@types/react')}`,
+      `@types/react-dom@${repoVersion('@types/react-dom')}`,
+      `typescript@${repoVersion('typescript')}`,
     ],
     app,
+    { timeoutMs: 240_000 },
   );
 }, 400_000);
 
@@ -125,7 +105,7 @@ describe('the hooks package (npm pack -w react)', () => {
     ['NodeNext', 'NodeNext'],
   ] as const) {
     it(`types the README's example in a strict project (module ${module}, moduleResolution ${moduleResolution}), and refuses a wrong body type`, async () => {
-      expect(await typeErrors([{ name: 'example.tsx', code: completeExample() }], module, moduleResolution)).toEqual([]);
+      expect(await typeErrors([{ name: 'example.tsx', code: completeExample('react/README.md', 'tsx') }], module, moduleResolution)).toEqual([]);
       const wrong = [
         "import { createTopicgateHooks } from '@topicgate/react';",
         "const { useSubscription, useLiveCollection } = createTopicgateHooks<{ 'a.{id}': { n: number } }>();",
@@ -163,11 +143,7 @@ async function typeErrors(files: { name: string; code: string }[], module: strin
       files: files.map((f) => f.name),
     }),
   );
-  const tsc = join(app, 'node_modules/typescript/bin/tsc');
-  const output = await new Promise<string>((resolve) =>
-    execFile(process.execPath, [tsc, '-p', project, '--pretty', 'false'], { cwd: app, env: shellEnv() }, (_err, stdout, stderr) => resolve(stdout + stderr)),
-  );
-  return output.split('\n').filter((line) => /error TS\d+/.test(line));
+  return typeErrorsIn(app, project);
 }
 
 describe("react/README.md's complete example, bundled from the installed packages", () => {
@@ -185,7 +161,7 @@ describe("react/README.md's complete example, bundled from the installed package
 
   it('renders in Chromium what the demo\'s REST API holds', async () => {
     const dir = mkdtempSync(join(app, 'page-'));
-    writeFileSync(join(dir, 'example.tsx'), completeExample());
+    writeFileSync(join(dir, 'example.tsx'), completeExample('react/README.md', 'tsx'));
     // The application's bundler resolves everything from its own node_modules.
     await esbuild({
       entryPoints: [join(dir, 'example.tsx')],

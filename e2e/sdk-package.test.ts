@@ -8,7 +8,7 @@
  * against the demo as it runs (`topicgate demo` on RabbitMQ): its views end
  * equal to the demo's REST API.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -18,37 +18,18 @@ import type { Build, LogChunk } from '../server/src/demo/model.js';
 import type { RunningGateway } from '../server/src/server.js';
 import { deleteExchange, requireBroker, TEST_AMQP_URL, uniqueName } from '../server/test/support/broker.js';
 import { shellEnv } from './support/env.js';
+import { completeExample, repoVersion, run, typeErrorsIn } from './support/packages.js';
 import { REPO_ROOT } from './support/worktree.js';
 
-const TYPESCRIPT_VERSION = (JSON.parse(readFileSync(join(REPO_ROOT, 'node_modules/typescript/package.json'), 'utf8')) as { version: string }).version;
 
 let scratch: string;
 let app: string;
 let tarball: string;
 
-/** Runs a command to completion; rejects with its output when it fails. */
-function run(command: string, args: string[], cwd: string, timeoutMs = 180_000): Promise<{ stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    execFile(command, args, { cwd, env: shellEnv(), timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${command} ${args.join(' ')} (in ${cwd}) failed: ${err.message}\n${stdout.slice(-5000)}\n${stderr.slice(-5000)}`));
-      else resolve({ stdout, stderr });
-    });
-  });
-}
-
 /** The ```ts blocks of a markdown file that import the SDK. */
 function sdkExamples(markdown: string): string[] {
   const text = readFileSync(join(REPO_ROOT, markdown), 'utf8');
   return [...text.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!).filter((code) => code.includes("from '@topicgate/client'"));
-}
-
-/** client/README.md's "A complete example": the one ```ts block of that section. */
-function completeExample(): string {
-  const readme = readFileSync(join(REPO_ROOT, 'client/README.md'), 'utf8');
-  const section = /^## A complete example\n([\s\S]*?)(?=^## )/m.exec(readme)?.[1];
-  const code = section && /```ts\n([\s\S]*?)```/.exec(section)?.[1];
-  if (!code) throw new Error('client/README.md has no "## A complete example" section with a ```ts block');
-  return code;
 }
 
 beforeAll(async () => {
@@ -63,7 +44,7 @@ beforeAll(async () => {
   app = join(scratch, 'app');
   mkdirSync(app);
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'sdk-consumer', version: '1.0.0', private: true, type: 'module' }, null, 2));
-  await run('npm', ['install', '--no-audit', '--no-fund', tarball, `typescript@${TYPESCRIPT_VERSION}`], app);
+  await run('npm', ['install', '--no-audit', '--no-fund', tarball, `typescript@${repoVersion('typescript')}`], app);
 }, 300_000);
 
 afterAll(() => {
@@ -117,7 +98,7 @@ describe('the SDK package (npm pack -w client)', () => {
     it(`types the READMEs' examples in a strict project (module ${module}, moduleResolution ${moduleResolution}, lib checked)`, async () => {
       const examples = [...sdkExamples('client/README.md'), ...sdkExamples('README.md')];
       expect(examples.length).toBeGreaterThanOrEqual(2);
-      expect(examples).toContain(completeExample());
+      expect(examples).toContain(completeExample('client/README.md'));
       const files = examples.map((code, i) => ({ name: `example-${i}.ts`, code }));
       // And the types are the SDK's, not `any`: these must not compile.
       const wrong = [
@@ -157,11 +138,7 @@ async function typeErrors(files: { name: string; code: string }[], module: strin
       files: files.map((f) => f.name),
     }),
   );
-  const tsc = join(app, 'node_modules/typescript/bin/tsc');
-  const output = await new Promise<string>((resolve) =>
-    execFile(process.execPath, [tsc, '-p', project, '--pretty', 'false'], { cwd: app, env: shellEnv() }, (_err, stdout, stderr) => resolve(stdout + stderr)),
-  );
-  return output.split('\n').filter((line) => /error TS\d+/.test(line));
+  return typeErrorsIn(app, project);
 }
 
 describe("client/README.md's complete example, from the installed package", () => {
@@ -182,7 +159,7 @@ describe("client/README.md's complete example, from the installed package", () =
   });
 
   it('runs against the demo: the views end equal to its REST API, with tokens from its endpoint', async () => {
-    const example = completeExample();
+    const example = completeExample('client/README.md');
     const occurrences = example.split("'http://localhost:8080'").length - 1;
     expect(occurrences, "the example names the demo's URL, 'http://localhost:8080', once").toBe(1);
     const dir = mkdtempSync(join(app, 'run-'));
