@@ -9,7 +9,7 @@ import { io, type Socket } from 'socket.io-client';
 import { ClientEvent, ServerEvent, type Delivery, type ReceivedAck, type ResyncNotice, type SubscribeAck, type UnsubscribeAck } from '@topicgate/shared';
 import { nowUs } from './clock.js';
 import { MqttClient, mqttFilter } from './clients/mqtt.js';
-import { RECEIPT_DELAY_MS, ReceiptScheduler, type ReceivedSeqs } from './clients/receipts.js';
+import { RECEIPT_BATCH, RECEIPT_DELAY_MS, ReceiptScheduler, type ReceivedSeqs } from './clients/receipts.js';
 import { StompClient } from './clients/stomp.js';
 import type { BenchBody, ChurnResult, ClientPlan, ConnectResult, WorkerCommand, WorkerEvent, WorkerStats } from './messages.js';
 import { Histogram, RateSeries, StreamTracker } from './stats.js';
@@ -43,6 +43,15 @@ let clients: Client[] = [];
 let subscriptions = 0;
 const subscribersPerStream: Record<string, number> = {};
 let amqpConnection: Promise<ChannelModel> | null = null;
+/**
+ * `amqp-held` consumers hold deliveries the way the gateway holds a resumable
+ * subscription's (server/src/mq/amqp-consumer.ts): the gateway's default
+ * prefetch, and a cumulative acknowledgement per receipt's worth (the SDK's
+ * RECEIPT_BATCH), made at once rather than a browser round trip later.
+ */
+const HELD_PREFETCH = 500;
+/** The gateway's resumable queue arguments with its defaults (TOPICGATE_RESUME_BACKLOG, the bench's window). */
+const HELD_QUEUE = { durable: true, arguments: { 'x-expires': 60_000, 'x-max-length': 10_000, 'x-overflow': 'reject-publish', 'x-single-active-consumer': true } };
 /** BENCH_RAW_CHANNELS=shared: every raw consumer of this process on one channel. */
 let sharedChannel: Promise<Channel> | null = null;
 let progressTimer: NodeJS.Timeout | null = null;
@@ -150,14 +159,20 @@ async function gatewayClient(url: string, resumable = false): Promise<Client> {
 
 let queueCounter = 0;
 
-async function amqpClient(cmd: Extract<WorkerCommand, { op: 'connect' }>): Promise<Client> {
+/**
+ * A raw amqplib consumer: an exclusive queue consumed without acknowledgement
+ * (`amqp`, the ceiling of the default path), or (`held`, the ceiling of a
+ * resumable subscription) a durable queue with the gateway's resumable
+ * arguments on a channel of its own, every delivery held until acknowledged.
+ */
+async function amqpClient(cmd: Extract<WorkerCommand, { op: 'connect' }>, held = false): Promise<Client> {
   // One connection per generator process, shared by its clients (each has its own channel), like the gateway's layout.
   amqpConnection ??= amqp.connect(cmd.amqpUrl, { clientProperties: { connection_name: `${cmd.queuePrefix}worker-${process.pid}` } }).then((c) => {
     c.on('error', () => undefined);
     return c;
   });
   let channel: Channel;
-  if (cmd.rawSharedChannel) {
+  if (cmd.rawSharedChannel && !held) {
     sharedChannel ??= (await amqpConnection).createChannel().then((ch) => (ch.on('error', () => undefined), ch));
     channel = await sharedChannel;
   } else {
@@ -169,17 +184,23 @@ async function amqpClient(cmd: Extract<WorkerCommand, { op: 'connect' }>): Promi
     ...newClientState(),
     async subscribe(pattern) {
       const queue = `${cmd.queuePrefix}${process.pid}.${++queueCounter}`;
-      await channel.assertQueue(queue, { exclusive: true, durable: false });
+      if (held) await channel.prefetch(HELD_PREFETCH);
+      await channel.assertQueue(queue, held ? HELD_QUEUE : { exclusive: true, durable: false });
       await channel.bindQueue(queue, cmd.exchange, pattern);
+      let unacked = 0;
       const { consumerTag } = await channel.consume(
         queue,
         (msg) => {
           if (!msg) return;
+          if (held && ++unacked === RECEIPT_BATCH) {
+            channel.ack(msg, true);
+            unacked = 0;
+          }
           const recv = nowUs();
           counters.series.add(recv);
           deliver(client, JSON.parse(msg.content.toString('utf8')) as BenchBody, recv);
         },
-        { noAck: true },
+        { noAck: !held },
       );
       consumers.set(consumerTag, queue);
       return consumerTag;
@@ -190,7 +211,9 @@ async function amqpClient(cmd: Extract<WorkerCommand, { op: 'connect' }>): Promi
       consumers.delete(tag);
     },
     async close() {
-      if (!cmd.rawSharedChannel) await channel.close().catch(() => undefined);
+      // Held queues are durable: they would outlive the channel until their x-expires.
+      if (held) for (const queue of consumers.values()) await channel.deleteQueue(queue).catch(() => undefined);
+      if (held || !cmd.rawSharedChannel) await channel.close().catch(() => undefined);
     },
   };
   return client;
@@ -253,8 +276,8 @@ async function connectOne(cmd: Extract<WorkerCommand, { op: 'connect' }>, plan: 
     client =
       cmd.kind === 'gateway' || cmd.kind === 'resumable'
         ? await gatewayClient(cmd.gatewayUrl, cmd.kind === 'resumable')
-        : cmd.kind === 'amqp'
-          ? await amqpClient(cmd)
+        : cmd.kind === 'amqp' || cmd.kind === 'amqp-held'
+          ? await amqpClient(cmd, cmd.kind === 'amqp-held')
           : cmd.kind === 'mqtt'
             ? await mqttClient(cmd)
             : await stompClient(cmd);

@@ -10,7 +10,7 @@ import type { HistogramData } from './stats.js';
  * confirmed with `received`), raw amqplib, Web-STOMP, and Web-MQTT with a
  * persistent session and QoS 1 (the broker's own resumable peer).
  */
-export type ClientKind = 'gateway' | 'resumable' | 'amqp' | 'stomp' | 'mqtt';
+export type ClientKind = 'gateway' | 'resumable' | 'amqp' | 'amqp-held' | 'stomp' | 'mqtt';
 
 /** Kinds that go through a topicgate gateway process. */
 export const isGatewayKind = (kind: ClientKind): kind is 'gateway' | 'resumable' => kind === 'gateway' || kind === 'resumable';

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import type { ClientKind } from './messages.js';
 
-export const ALL_KINDS: readonly ClientKind[] = ['gateway', 'resumable', 'amqp', 'stomp', 'mqtt'];
+export const ALL_KINDS: readonly ClientKind[] = ['gateway', 'resumable', 'amqp', 'amqp-held', 'stomp', 'mqtt'];
 export const ALL_SCENARIOS = ['fanout', 'churn', 'idle', 'logtail', 'profile', 'cluster'] as const;
 export type ScenarioName = (typeof ALL_SCENARIOS)[number];
 /** `profile` is opt-in: it restarts the gateway under --cpu-prof; so is `cluster`: it needs root, haproxy and a minute to start the rig. */
@@ -73,9 +73,11 @@ export const USAGE = `npm run bench [-- --quick] [-- --scenarios fanout,churn,id
 
 Environment (all optional):
   BENCH_SCENARIOS      comma-separated subset of ${ALL_SCENARIOS.join(', ')} (default: all but profile and cluster)
-  BENCH_KINDS          which receivers to run (default: all five): gateway (default subscriptions),
+  BENCH_KINDS          which receivers to run (default: all six): gateway (default subscriptions),
                        resumable (gateway with TOPICGATE_RESUME_WINDOW, subscribe { resumable: true } + received),
-                       amqp (raw amqplib), stomp (Web-STOMP), mqtt (Web-MQTT, clean_session=false, QoS 1).
+                       amqp (raw amqplib), amqp-held (raw amqplib holding deliveries as a resumable
+                       subscription's queue does: the broker's share of its cost), stomp (Web-STOMP),
+                       mqtt (Web-MQTT, clean_session=false, QoS 1); amqp-held runs in fanout only.
                        idle and logtail run only gateway, amqp, stomp; churn only gateway, resumable, amqp
   BENCH_CLIENTS        fan-out client counts (default: 1,100,500,1000; --quick: 100,500)
   BENCH_IDLE_CLIENTS   idle connection counts (default: 1000,5000; --quick: 1000)
@@ -119,7 +121,7 @@ export function readOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOption
   const scenarioText = values.scenarios ?? env.BENCH_SCENARIOS;
   const scenarios = scenarioText ? (scenarioText.split(',').map((s) => s.trim()) as ScenarioName[]) : DEFAULT_SCENARIOS;
   for (const s of scenarios) if (!ALL_SCENARIOS.includes(s)) throw new Error(`unknown scenario "${s}"; known: ${ALL_SCENARIOS.join(', ')}`);
-  const kinds = (env.BENCH_KINDS ? env.BENCH_KINDS.split(',').map((s) => s.trim()) : ['gateway', 'resumable', 'amqp', 'stomp', 'mqtt']) as ClientKind[];
+  const kinds = (env.BENCH_KINDS ? env.BENCH_KINDS.split(',').map((s) => s.trim()) : [...ALL_KINDS]) as ClientKind[];
   for (const k of kinds) if (!ALL_KINDS.includes(k)) throw new Error(`unknown receiver kind "${k}"; known: ${ALL_KINDS.join(', ')}`);
   const root = fileURLToPath(new URL('../../', import.meta.url));
   return {

@@ -5,7 +5,7 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { repoRelative } from '../src/paths.js';
-import { rawResults, renderReport } from '../src/report.js';
+import { evaluateTargets, rawResults, renderReport } from '../src/report.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url)); // this checkout, with a trailing slash
 
@@ -51,5 +51,22 @@ describe('bench reports record paths relative to the repository', () => {
   it('a gateway build outside the repository is named relative to it too', () => {
     expect(repoRelative(`${root}server/dist/cli.js`)).toBe('server/dist/cli.js');
     expect(repoRelative('/elsewhere/topicgate-head/server/dist/cli.js', '/work/main/')).toBe('../../elsewhere/topicgate-head/server/dist/cli.js');
+  });
+});
+
+describe('issue 12: the resumable path beside what the broker allows it', () => {
+  const flat = (kind: string, deliveriesPerSec: number) => ({ scenario: 'fanout', mode: 'flat', n: 100, kind, deliveriesPerSec, problems: [] });
+  const rows = [flat('gateway', 40_000), flat('resumable', 24_000), flat('amqp', 50_000), flat('amqp-held', 36_000), flat('mqtt', 12_000)];
+
+  it('states the ceiling (held / raw) for the record, without judging it', () => {
+    const ceiling = evaluateTargets(rows).find((t) => t.name.startsWith("fan-out 100: the broker's ceiling"));
+    expect(ceiling).toMatchObject({ detail: '36,000 vs 50,000 deliveries/s = 0.72×', holds: null, informational: true });
+    expect(evaluateTargets(rows).find((t) => t.name === 'fan-out 100: resumable ≥ 0.8× gateway default')?.holds).toBe(false);
+  });
+
+  it('puts held / raw and resumable / held in the flat table, beside gateway / raw', () => {
+    const report = renderReport(rows, { date: '2026-12-01T00:00:00.000Z' }, []);
+    expect(report).toContain('| gateway / raw | gateway / Web-STOMP | resumable / gateway | held / raw | resumable / held | resumable / Web-MQTT |');
+    expect(report).toContain('| 100 | 40,000 | 24,000 | 50,000 | 36,000 | — | 12,000 | 0.80 | — | 0.60 | 0.72 | 0.67 | 2.00 |');
   });
 });
