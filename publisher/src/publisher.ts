@@ -42,8 +42,14 @@ export class Publisher<T extends object = AnyTopics> extends EventEmitter<Publis
   #link: TransportLink | null = null;
   #connecting = false;
   #retryTimer: NodeJS.Timeout | null = null;
-  /** Failed connects (or links) in a row; reset by a confirm, so a link that fails at once does not reconnect in a hot loop. */
+  /**
+   * Failed connects (or links) in a row. Reset by a confirm, or by a link
+   * that stays up as long as the longest delay (an idle publisher confirms
+   * nothing): a link that fails at once does not reconnect in a hot loop, and
+   * the next outage after a long healthy spell starts from the shortest delay.
+   */
   #attempt = 0;
+  #stableTimer: NodeJS.Timeout | null = null;
   /** Since when, and why, no link is up: what a full buffer's error tells. */
   #down: { since: Date; error: Error } | null = null;
   #closing: Promise<void> | null = null;
@@ -194,6 +200,11 @@ export class Publisher<T extends object = AnyTopics> extends EventEmitter<Publis
         this.#down = null;
         link.onFailure((error) => this.#linkFailed(link, error));
         if (this.#link !== link) return; // failed while registering
+        this.#stableTimer = setTimeout(() => {
+          this.#stableTimer = null;
+          this.#attempt = 0;
+        }, this.#delays.max);
+        this.#stableTimer.unref();
         this.emit('connected', link.where);
         this.#pump();
       },
@@ -209,11 +220,17 @@ export class Publisher<T extends object = AnyTopics> extends EventEmitter<Publis
   #linkFailed(link: TransportLink, error: Error): void {
     if (this.#link !== link) return;
     this.#link = null;
+    this.#clearStableTimer();
     void link.close().catch(() => undefined);
     this.#outbox.requeueSent();
     this.#down = { since: new Date(), error };
     this.emit('disconnected', error);
     this.#retryLater(error);
+  }
+
+  #clearStableTimer(): void {
+    if (this.#stableTimer) clearTimeout(this.#stableTimer);
+    this.#stableTimer = null;
   }
 
   #retryLater(error: Error): void {
@@ -235,6 +252,7 @@ export class Publisher<T extends object = AnyTopics> extends EventEmitter<Publis
     this.#stopped = true;
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     this.#retryTimer = null;
+    this.#clearStableTimer();
     const down = this.#down ? ` (the broker was unreachable: ${this.#down.error.message})` : '';
     this.#outbox.failAll(
       (pending) =>

@@ -27,7 +27,7 @@ export interface PublisherOptions {
    * instead of growing without bound. Default: 10000.
    */
   maxBuffered?: number;
-  /** Reconnect backoff, with jitter: `initial` doubling up to `max`, in ms. Default: { initial: 200, max: 10000 }. */
+  /** Reconnect backoff, with jitter: `initial` doubling up to `max`, in ms; from `initial` again once a link has stayed up for `max` or had a message confirmed. Default: { initial: 200, max: 10000 }. */
   reconnectDelayMs?: { initial: number; max: number };
   /**
    * Where messages go instead of RabbitMQ through amqplib (which `urls`

@@ -156,6 +156,27 @@ describe('createPublisher on RabbitMQ', () => {
     expect(consumer.inbox.items).toEqual([]);
   });
 
+  it('after a long outage and a healthy spell with nothing to publish, the next outage retries from the shortest delay', async () => {
+    const cut = await proxy();
+    const p = publisher({ urls: cut.amqpUrl(), reconnectDelayMs: { initial: 20, max: 200 } });
+    await once(p, 'connected');
+    const delays: number[] = [];
+    p.on('retrying', (_err: Error, delay: number) => delays.push(delay));
+    cut.cut();
+    await once(p, 'disconnected');
+    // Enough failed attempts that the delay has reached its ceiling (20 · 2^4 > 200).
+    while (delays.length < 6) await once(p, 'retrying');
+    expect(delays.at(-1)).toBeGreaterThanOrEqual(100); // equal jitter: at least half of the 200 ms ceiling
+    cut.restore();
+    await once(p, 'connected');
+    // Idle: nothing is confirmed. Staying up for the longest delay is what counts as healthy; the wait is the condition tested.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    delays.length = 0;
+    cut.cut();
+    await once(p, 'retrying');
+    expect(delays[0]).toBeLessThanOrEqual(20);
+  });
+
   it('skips a dead node of the URL list and publishes through the next', async () => {
     const dead = await proxy();
     dead.cut();
