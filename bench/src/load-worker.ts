@@ -50,7 +50,7 @@ let amqpConnection: Promise<ChannelModel> | null = null;
  * RECEIPT_BATCH), made at once rather than a browser round trip later.
  */
 const HELD_PREFETCH = 500;
-/** The gateway's resumable queue arguments with its defaults (TOPICGATE_RESUME_BACKLOG, the bench's window). */
+/** The gateway's resumable queue arguments (server/src/mq/amqp-consumer.ts) with TOPICGATE_RESUME_BACKLOG's default and the bench's default 60 s window. */
 const HELD_QUEUE = { durable: true, arguments: { 'x-expires': 60_000, 'x-max-length': 10_000, 'x-overflow': 'reject-publish', 'x-single-active-consumer': true } };
 /** BENCH_RAW_CHANNELS=shared: every raw consumer of this process on one channel. */
 let sharedChannel: Promise<Channel> | null = null;
