@@ -32,6 +32,8 @@ export interface BenchOptions {
   gatewayNodeArgs: string[];
   /** Deliveries in flight in flat-out runs (published but not yet received by the slowest client). */
   flatWindow: number;
+  /** Fan-out: each (clients, mode) runs every kind this many times in turn; the report takes each kind's median. */
+  rounds: number;
   bodyBytes: number;
   /** Raw amqplib consumers share one channel per generator process instead of one channel each. */
   rawSharedChannel: boolean;
@@ -91,6 +93,8 @@ Environment (all optional):
   BENCH_QUIET_PCT      before each run, wait until the machine is below this % of one core busy (default: 25) ...
   BENCH_QUIET_MAX_MS   ... for at most this long (default: 10000); the report warns when it was not
   BENCH_FLAT_WINDOW    flat-out runs: deliveries in flight, published but not yet received by the slowest client (default: 10000)
+  BENCH_ROUNDS         fan-out: run every kind this many times in turn (A B C A B C …) and report each kind's
+                       median, with the range; for ratios steadier than one run's ±15 % (default: 1)
   BENCH_RAW_CHANNELS   per-queue (default: one channel per raw consumer, the gateway's layout) or shared (one per generator process)
   BENCH_GATEWAY_CLI    the topicgate cli.js to run (default: this checkout's server/dist/cli.js)
   BENCH_LABEL          a name for the gateway build in the report
@@ -138,6 +142,7 @@ export function readOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOption
     gatewayProcesses: Math.max(1, num(env.BENCH_GATEWAYS, 1)),
     gatewayNodeArgs: (env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean),
     flatWindow: num(env.BENCH_FLAT_WINDOW, 10_000),
+    rounds: Math.round(num(env.BENCH_ROUNDS, 1)),
     bodyBytes: 200,
     rawSharedChannel: env.BENCH_RAW_CHANNELS === 'shared',
     quietBusyPct: num(env.BENCH_QUIET_PCT, 25),

@@ -19,6 +19,8 @@ const cpuText = (cpu: Record<string, number> | undefined) =>
   cpu ? ['gateway', 'broker', 'haproxy', 'generators', 'publisher', 'others', 'machine'].filter((k) => k in cpu).map((k) => `${k === 'generators' ? 'gen' : k === 'publisher' ? 'pub' : k} ${cpu[k]}`).join(' · ') : '—';
 const perDeliveryText = (x: Record<string, number> | undefined) =>
   x && Object.keys(x).length ? Object.entries(x).map(([k, v]) => `${k === 'generators' ? 'gen' : k} ${v}`).join(' · ') : '—';
+/** Deliveries/s, with the range over its rounds when it ran more than once. */
+const rateText = (r: R | undefined) => (r ? `${fmt(r.deliveriesPerSec)}${r.range ? ` (${fmt(r.range[0])}–${fmt(r.range[1])})` : ''}` : '—');
 const integrity = (r: R) => (r.error ? `**error:** ${r.error}` : (r.problems as string[] | undefined)?.length ? `**${(r.problems as string[]).join(', ')}**` : 'ok');
 
 export interface Target {
@@ -35,7 +37,36 @@ function find(rows: R[], scenario: string, where: Record<string, unknown>): R | 
   return rows.find((r) => r.scenario === scenario && !r.error && Object.entries(where).every(([k, v]) => r[k] === v));
 }
 
-export function evaluateTargets(rows: R[]): Target[] {
+/**
+ * With BENCH_ROUNDS > 1 a fan-out (mode, clients, kind) ran several times:
+ * it is stood for by its median run — by deliveries/s flat out, by p99 paced
+ * — carrying the range over its rounds (`range`) and how many there were
+ * (`rounds`). Failed runs are left out; single runs pass through unchanged.
+ */
+export function medianRuns(rows: R[]): R[] {
+  const groups = new Map<string, R[]>();
+  const out: R[] = [];
+  for (const r of rows) {
+    if (r.scenario !== 'fanout' || r.round === undefined || r.error) {
+      if (!(r.scenario === 'fanout' && r.round !== undefined)) out.push(r);
+      continue;
+    }
+    const key = `${r.mode} ${r.n} ${r.kind}`;
+    if (!groups.has(key)) out.push({ scenario: 'fanout', placeholder: key });
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  return out.map((r) => {
+    if (r.placeholder === undefined) return r;
+    const runs = groups.get(r.placeholder as string)!;
+    const by = runs[0]!.mode === 'flat' ? 'deliveriesPerSec' : 'p99Ms';
+    const sorted = [...runs].sort((a, b) => (a[by] as number) - (b[by] as number));
+    const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
+    return { ...median, rounds: runs.length, range: [sorted[0]![by], sorted.at(-1)![by]] };
+  });
+}
+
+export function evaluateTargets(allRows: R[]): Target[] {
+  const rows = medianRuns(allRows);
   const targets: Target[] = [];
   for (const n of [100, 500]) {
     const gw = find(rows, 'fanout', { mode: 'flat', n, kind: 'gateway' });
@@ -95,11 +126,11 @@ export function evaluateTargets(rows: R[]): Target[] {
     holds: r5 === null ? null : r5 <= 0.3 && !!fullyIdle,
   });
   targets.push(...clusterTargets(rows));
-  const broken = rows.filter((r) => (r.problems as string[] | undefined)?.length);
+  const broken = allRows.filter((r) => (r.problems as string[] | undefined)?.length);
   targets.push({
     name: 'no losses, duplicates or out-of-order deliveries (without an overflow resync)',
     detail: broken.length ? broken.map((r) => `${r.scenario}${r.arm ? ` ${r.arm}` : ''} ${r.mode ?? ''} ${KIND_NAME[r.kind] ?? r.kind} × ${r.n ?? r.clients}: ${(r.problems as string[]).join(', ')}`).join('; ') : 'all runs clean',
-    holds: rows.some((r) => 'problems' in r) ? broken.length === 0 : null,
+    holds: allRows.some((r) => 'problems' in r) ? broken.length === 0 : null,
   });
   return targets;
 }
@@ -117,10 +148,12 @@ export function renderReport(allRows: R[], allMeta: Record<string, string>, allW
   for (const t of targets) out.push(`| ${t.name} | ${t.detail} | ${t.note ? t.note : t.informational ? 'no target stated' : t.holds === null ? 'not measured' : t.holds ? 'yes' : '**no**'} |`);
   out.push('');
 
-  const fan = rows.filter((r) => r.scenario === 'fanout');
+  const allFan = rows.filter((r) => r.scenario === 'fanout');
+  const fan = medianRuns(allFan);
   if (fan.length) {
     const ns = [...new Set(fan.map((r) => r.n as number))];
-    out.push('## Fan-out, flat out', '', 'Deliveries/s summed over all clients while the publisher keeps every client at most a window behind.', '');
+    const rounds = Math.max(1, ...fan.map((r) => (r.rounds as number | undefined) ?? 1));
+    out.push('## Fan-out, flat out', '', 'Deliveries/s summed over all clients while the publisher keeps every client at most a window behind.' + (rounds > 1 ? ` Each kind ran ${rounds} times in turn: its median run, (lowest–highest) after it; ratios are of medians.` : ''), '');
     const resumableRun = fan.some((r) => r.kind === 'resumable' || r.kind === 'mqtt');
     if (resumableRun) {
       out.push(
@@ -143,20 +176,20 @@ export function renderReport(allRows: R[], allMeta: Record<string, string>, allW
         const rate = (r: R | undefined) => r?.deliveriesPerSec as number | undefined;
         const cells = [
           fmt(n),
-          ...[g, res, a, h, s, m].map((r) => fmt(rate(r))),
+          ...[g, res, a, h, s, m].map(rateText),
           ...[[g, a], [g, s], [res, g], [h, a], [res, h], [res, m]].map(([x, y]) => fmt(ratio(rate(x), rate(y)), 2)),
           `${fmt(g?.cpuUsPerDelivery?.gateway, 1)}, ${fmt(res?.cpuUsPerDelivery?.gateway, 1)}`,
         ];
         out.push(`| ${cells.join(' | ')} |`);
-      } else out.push(`| ${fmt(n)} | ${fmt(g?.deliveriesPerSec)} | ${fmt(a?.deliveriesPerSec)} | ${fmt(s?.deliveriesPerSec)} | ${fmt(ratio(g?.deliveriesPerSec, a?.deliveriesPerSec), 2)} | ${fmt(ratio(g?.deliveriesPerSec, s?.deliveriesPerSec), 2)} | ${fmt(g?.cpuUsPerDelivery?.gateway, 1)} |`);
+      } else out.push(`| ${fmt(n)} | ${rateText(g)} | ${rateText(a)} | ${rateText(s)} | ${fmt(ratio(g?.deliveriesPerSec, a?.deliveriesPerSec), 2)} | ${fmt(ratio(g?.deliveriesPerSec, s?.deliveriesPerSec), 2)} | ${fmt(g?.cpuUsPerDelivery?.gateway, 1)} |`);
     }
-    out.push('', `## Fan-out, paced at ${fmt(fan.find((r) => r.targetDeliveriesPerSec)?.targetDeliveriesPerSec ?? 10000)} deliveries/s`, '', 'Publish → client latency (ms), measured on one monotonic clock shared by the publisher and generator processes.', '');
+    out.push('', `## Fan-out, paced at ${fmt(fan.find((r) => r.targetDeliveriesPerSec)?.targetDeliveriesPerSec ?? 10000)} deliveries/s`, '', 'Publish → client latency (ms), measured on one monotonic clock shared by the publisher and generator processes.' + (rounds > 1 ? ' Each kind\'s median run by p99, the p99s of all its rounds (lowest–highest) after it.' : ''), '');
     if (resumableRun) {
       out.push('| clients | gateway p50 / p99 / max | gateway, resumable p50 / p99 / max | raw amqplib p50 / p99 / max | Web-STOMP p50 / p99 / max | Web-MQTT QoS 1 p50 / p99 / max | gateway p99 / Web-STOMP p99 | resumable p99 / gateway p99 | resumable p99 / Web-MQTT p99 |', '|---:|---|---|---|---|---|---:|---:|---:|');
     } else {
       out.push('| clients | gateway p50 / p99 / max | raw amqplib p50 / p99 / max | Web-STOMP p50 / p99 / max | gateway p99 / Web-STOMP p99 |', '|---:|---|---|---|---:|');
     }
-    const lat = (r: R | undefined) => (r ? `${fmt(r.p50Ms, 2)} / ${fmt(r.p99Ms, 2)} / ${fmt(r.maxMs, 1)}` : '—');
+    const lat = (r: R | undefined) => (r ? `${fmt(r.p50Ms, 2)} / ${fmt(r.p99Ms, 2)}${r.range ? ` (${fmt(r.range[0], 2)}–${fmt(r.range[1], 2)})` : ''} / ${fmt(r.maxMs, 1)}` : '—');
     for (const n of ns) {
       const g = find(fan, 'fanout', { mode: 'paced', n, kind: 'gateway' });
       const a = find(fan, 'fanout', { mode: 'paced', n, kind: 'amqp' });
@@ -170,8 +203,9 @@ export function renderReport(allRows: R[], allMeta: Record<string, string>, allW
     out.push('', '### Every fan-out run', '');
     out.push('"batch" (gateway kinds): mean deliveries per `messages` event over the whole run.' + (resumableRun ? ' "receipts" (resumable only): `received` requests the clients sent, per 100 deliveries — one in flight per socket, so fewer when deliveries come faster than receipts are answered.' : ''), '');
     out.push('| mode | clients | receiver | deliveries/s | p50 / p99 / max ms | CPU % | CPU µs per delivery | received / expected | integrity |', '|---|---:|---|---:|---|---|---|---|---|');
-    for (const r of fan) {
+    for (const r of allFan) {
       const notes = [
+        ...(r.round !== undefined ? [`round ${r.round}`] : []),
         ...(typeof r.meanBatch === 'number' ? [`batch ${fmt(r.meanBatch, 1)}`] : []),
         ...(r.kind === 'resumable' && r.received ? [`receipts ${fmt((100 * (r.receipts ?? 0)) / r.received, 1)} per 100`] : []),
       ];

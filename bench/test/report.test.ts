@@ -5,7 +5,7 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { repoRelative } from '../src/paths.js';
-import { evaluateTargets, rawResults, renderReport } from '../src/report.js';
+import { evaluateTargets, medianRuns, rawResults, renderReport } from '../src/report.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url)); // this checkout, with a trailing slash
 
@@ -68,5 +68,34 @@ describe('issue 12: the resumable path beside what the broker allows it', () => 
     const report = renderReport(rows, { date: '2026-12-01T00:00:00.000Z' }, []);
     expect(report).toContain('| gateway / raw | gateway / Web-STOMP | resumable / gateway | held / raw | resumable / held | resumable / Web-MQTT |');
     expect(report).toContain('| 100 | 40,000 | 24,000 | 50,000 | 36,000 | — | 12,000 | 0.80 | — | 0.60 | 0.72 | 0.67 | 2.00 |');
+  });
+});
+
+describe('BENCH_ROUNDS: each kind ran several times in turn', () => {
+  const flat = (kind: string, round: number, deliveriesPerSec: number) => ({ scenario: 'fanout', mode: 'flat', n: 100, kind, round, deliveriesPerSec, problems: [] });
+  const rows = [
+    flat('gateway', 1, 40_000),
+    flat('resumable', 1, 25_000),
+    flat('gateway', 2, 30_000),
+    flat('resumable', 2, 20_000),
+    flat('gateway', 3, 44_000),
+    flat('resumable', 3, 22_000),
+    { scenario: 'fanout', mode: 'flat', n: 100, kind: 'resumable', round: 4, error: 'the gateway exited (1)' },
+  ];
+
+  it('stands each kind by its median run, with the range over its rounds; a failed round counts for nothing', () => {
+    expect(medianRuns(rows).map((r) => [r.kind, r.deliveriesPerSec, r.rounds, r.range])).toEqual([
+      ['gateway', 40_000, 3, [30_000, 44_000]],
+      ['resumable', 22_000, 3, [20_000, 25_000]],
+    ]);
+  });
+
+  it('judges the targets on the medians, and lists every round', () => {
+    expect(evaluateTargets(rows).find((t) => t.name === 'fan-out 100: resumable ≥ 0.8× gateway default')?.detail).toBe('22,000 vs 40,000 deliveries/s = 0.55×');
+    const report = renderReport(rows, { date: '2026-12-01T00:00:00.000Z' }, []);
+    expect(report).toContain('| 100 | 40,000 (30,000–44,000) | 22,000 (20,000–25,000) |');
+    const resumableRounds = report.match(/^\| flat \| 100 \| gateway, resumable \|.*round \d.*$/gm) ?? [];
+    expect(resumableRounds).toHaveLength(4);
+    expect(resumableRounds[3]).toContain('**error:** the gateway exited (1)');
   });
 });

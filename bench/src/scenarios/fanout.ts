@@ -62,13 +62,18 @@ export async function fanout(bench: Bench): Promise<void> {
   try {
     for (const clients of options.fanoutClients) {
       for (const mode of ['flat', 'paced'] as const) {
-        for (const kind of options.kinds) {
-          bench.log(`fan-out ${mode} ${kind} × ${clients}`);
-          try {
-            const r = await bench.attempt(`fan-out ${mode} ${kind} × ${clients}`, () => fanoutOnce(bench, kind, clients, mode, kind === 'resumable' ? resumableGateways : gateways));
-            bench.record({ scenario: 'fanout', mode, n: clients, ...(mode === 'paced' && { targetDeliveriesPerSec: options.pacedDeliveries }), ...r, problems: integrityProblems(r) });
-          } catch (err) {
-            bench.record({ scenario: 'fanout', mode, n: clients, kind, error: (err as Error).message });
+        // Kinds in turn, round after round: drift of the machine meanwhile falls on every kind alike.
+        for (let round = 1; round <= options.rounds; round++) {
+          const of = options.rounds > 1 ? { round } : {};
+          for (const kind of options.kinds) {
+            const what = `fan-out ${mode} ${kind} × ${clients}${options.rounds > 1 ? `, round ${round}/${options.rounds}` : ''}`;
+            bench.log(what);
+            try {
+              const r = await bench.attempt(what, () => fanoutOnce(bench, kind, clients, mode, kind === 'resumable' ? resumableGateways : gateways));
+              bench.record({ scenario: 'fanout', mode, n: clients, ...of, ...(mode === 'paced' && { targetDeliveriesPerSec: options.pacedDeliveries }), ...r, problems: integrityProblems(r) });
+            } catch (err) {
+              bench.record({ scenario: 'fanout', mode, n: clients, kind, ...of, error: (err as Error).message });
+            }
           }
         }
       }
