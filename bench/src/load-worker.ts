@@ -46,8 +46,9 @@ let amqpConnection: Promise<ChannelModel> | null = null;
 /**
  * `amqp-held` consumers hold deliveries the way the gateway holds a resumable
  * subscription's (server/src/mq/amqp-consumer.ts): the gateway's default
- * prefetch, and a cumulative acknowledgement per receipt's worth (the SDK's
- * RECEIPT_BATCH), made at once rather than a browser round trip later.
+ * prefetch (DEFAULT_RESUMABLE_PREFETCH, server/src/mq/connector.ts), and a
+ * cumulative acknowledgement per receipt's worth (the SDK's RECEIPT_BATCH),
+ * made at once rather than a browser round trip later.
  */
 const HELD_PREFETCH = 500;
 /** The gateway's resumable queue arguments (server/src/mq/amqp-consumer.ts) with TOPICGATE_RESUME_BACKLOG's default and the bench's default 60 s window. */
@@ -178,13 +179,13 @@ async function amqpClient(cmd: Extract<WorkerCommand, { op: 'connect' }>, held =
   } else {
     channel = await (await amqpConnection).createChannel();
     channel.on('error', () => undefined);
+    if (held) await channel.prefetch(HELD_PREFETCH);
   }
   const consumers = new Map<string, string>();
   const client: Client = {
     ...newClientState(),
     async subscribe(pattern) {
       const queue = `${cmd.queuePrefix}${process.pid}.${++queueCounter}`;
-      if (held) await channel.prefetch(HELD_PREFETCH);
       await channel.assertQueue(queue, held ? HELD_QUEUE : { exclusive: true, durable: false });
       await channel.bindQueue(queue, cmd.exchange, pattern);
       let unacked = 0;
@@ -192,6 +193,7 @@ async function amqpClient(cmd: Extract<WorkerCommand, { op: 'connect' }>, held =
         queue,
         (msg) => {
           if (!msg) return;
+          // Cumulative: it covers the channel's earlier deliveries, all this subscription's (a held client has one).
           if (held && ++unacked === RECEIPT_BATCH) {
             channel.ack(msg, true);
             unacked = 0;

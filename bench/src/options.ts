@@ -142,7 +142,7 @@ export function readOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOption
     gatewayProcesses: Math.max(1, num(env.BENCH_GATEWAYS, 1)),
     gatewayNodeArgs: (env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean),
     flatWindow: num(env.BENCH_FLAT_WINDOW, 10_000),
-    rounds: Math.round(num(env.BENCH_ROUNDS, 1)),
+    rounds: Math.max(1, Math.round(num(env.BENCH_ROUNDS, 1))),
     bodyBytes: 200,
     rawSharedChannel: env.BENCH_RAW_CHANNELS === 'shared',
     quietBusyPct: num(env.BENCH_QUIET_PCT, 25),

@@ -90,6 +90,15 @@ describe('BENCH_ROUNDS: each kind ran several times in turn', () => {
     ]);
   });
 
+  it('of an even number of rounds takes the worse middle run: fewer deliveries/s flat out, a higher p99 paced', () => {
+    const paced = (round: number, p99Ms: number | null) => ({ scenario: 'fanout', mode: 'paced', n: 100, kind: 'gateway', round, p99Ms, problems: [] });
+    const picked = medianRuns([flat('gateway', 1, 40_000), flat('gateway', 2, 30_000), paced(1, 12), paced(2, 9), paced(3, null)]);
+    expect(picked.map((r) => [r.mode, r.deliveriesPerSec ?? r.p99Ms, r.rounds])).toEqual([
+      ['flat', 30_000, 2],
+      ['paced', 12, 2],
+    ]);
+  });
+
   it('judges the targets on the medians, and lists every round', () => {
     expect(evaluateTargets(rows).find((t) => t.name === 'fan-out 100: resumable ≥ 0.8× gateway default')?.detail).toBe('22,000 vs 40,000 deliveries/s = 0.55×');
     const report = renderReport(rows, { date: '2026-12-01T00:00:00.000Z' }, []);

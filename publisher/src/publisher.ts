@@ -19,6 +19,9 @@ import {
 } from '@topicgate/shared';
 import { amqpTransport } from './amqp-transport.js';
 import { backoffDelay } from './backoff.js';
+
+/** setTimeout's longest delay; a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 import { PublishErrorCode } from './codes.js';
 import type { BodyOf, LogAppenderOptionsArg, LogTemplate, ResourceOptions, ResourceParams } from './conventions.js';
 import { BufferFullError, describeError, PublishError } from './errors.js';
@@ -200,10 +203,13 @@ export class Publisher<T extends object = AnyTopics> extends EventEmitter<Publis
         this.#down = null;
         link.onFailure((error) => this.#linkFailed(link, error));
         if (this.#link !== link) return; // failed while registering
-        this.#stableTimer = setTimeout(() => {
-          this.#stableTimer = null;
-          this.#attempt = 0;
-        }, this.#delays.max);
+        this.#stableTimer = setTimeout(
+          () => {
+            this.#stableTimer = null;
+            this.#attempt = 0;
+          },
+          Math.min(this.#delays.max, MAX_TIMER_MS),
+        );
         this.#stableTimer.unref();
         this.emit('connected', link.where);
         this.#pump();

@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { deleteExchange, requireBroker, TEST_AMQP_URL, uniqueName, withAdminChannel } from '../../server/test/support/broker.js';
 import { TcpProxy } from '../../server/test/support/tcp-proxy.js';
-import { BufferFullError, createPublisher, PublishError, PublishErrorCode, type Publisher, type PublisherOptions } from '../src/index.js';
+import { BufferFullError, createPublisher, PublishError, PublishErrorCode, type Publisher, type PublisherOptions, type PublisherTransport } from '../src/index.js';
 import { BrokerConsumer } from './broker-consumer.js';
 
 interface Topics {
@@ -175,6 +175,24 @@ describe('createPublisher on RabbitMQ', () => {
     cut.cut();
     await once(p, 'retrying');
     expect(delays[0]).toBeLessThanOrEqual(20);
+  });
+
+  it('a link that fails as soon as it opens keeps backing off: no reconnect loop', async () => {
+    // A broker that accepts and drops every connection at once (a full vhost, a proxy in trouble).
+    const flapping: PublisherTransport = {
+      description: 'a flapping broker',
+      open: async () => {
+        let fail: (error: Error) => void = () => undefined;
+        setImmediate(() => fail(new Error('connection dropped')));
+        return { where: 'flapping', send: () => new Promise(() => undefined), onFailure: (cb) => void (fail = cb), close: async () => undefined };
+      },
+    };
+    const p = publisher({ transport: flapping, reconnectDelayMs: { initial: 5, max: 1000 } });
+    const delays: number[] = [];
+    p.on('retrying', (_err: Error, delay: number) => delays.push(delay));
+    while (delays.length < 6) await once(p, 'retrying');
+    // Equal jitter: attempt k waits between half and all of 5 · 2^k ms.
+    expect(delays[5]).toBeGreaterThanOrEqual(80);
   });
 
   it('skips a dead node of the URL list and publishes through the next', async () => {

@@ -52,6 +52,8 @@ export async function fanoutOnce(bench: Bench, kind: ClientKind, clients: number
   } finally {
     // Persistent sessions outlive DISCONNECT: their queues would keep filling from amq.topic.
     if (mqtt) await bench.deleteMqttSessions().catch((err: Error) => bench.warn(`could not delete this run's MQTT session queues: ${err.message}`));
+    // Durable, bound to the fan-out pattern: left by a worker that died, they would fill and load the broker for the next runs.
+    if (kind === 'amqp-held') await bench.deleteRawQueues().catch((err: Error) => bench.warn(`could not delete this run's amqp-held queues: ${err.message}`));
   }
 }
 
