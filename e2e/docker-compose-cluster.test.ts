@@ -20,7 +20,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +30,7 @@ import { SETTINGS, envName, loadConfig, readSettings, type SettingName } from '.
 import { deleteExchange, requireBroker } from '../server/test/support/broker.js';
 import { freePort } from '../server/test/support/child-gateway.js';
 import { startTestGateway, stopTestGateways, type TestGateway } from '../server/test/support/gateway.js';
+import { composeFile, requireDockerCompose } from './support/compose.js';
 import { REPO_ROOT } from './support/worktree.js';
 
 const run = promisify(execFile);
@@ -56,28 +56,7 @@ interface ComposeService {
   stop_grace_period?: string;
 }
 
-function compose(args: string[], env: NodeJS.ProcessEnv = ENV, file = COMPOSE_FILE) {
-  return run('docker-compose', ['--file', file, ...args], { env, maxBuffer: 16 * 1024 * 1024 });
-}
-
-/** `docker-compose config` (YAML), turned into JSON by docker-compose's own Python (it has PyYAML). */
-async function resolvedServices(): Promise<Record<string, ComposeService>> {
-  const { stdout: yaml } = await compose(['config']);
-  const toJson = run(await composePython(), ['-c', 'import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)']);
-  toJson.child.stdin!.end(yaml);
-  return (JSON.parse((await toJson).stdout) as { services: Record<string, ComposeService> }).services;
-}
-
-async function composePython(): Promise<string> {
-  const { stdout } = await run('sh', ['-c', 'command -v docker-compose']);
-  const file = await open(stdout.trim());
-  try {
-    const { buffer, bytesRead } = await file.read(Buffer.alloc(200), 0, 200, 0);
-    return /^#!\s*(\S*python\S*)/.exec(buffer.toString('latin1', 0, bytesRead))?.[1] ?? 'python3';
-  } finally {
-    await file.close();
-  }
-}
+const { run: compose, services: resolvedServices } = composeFile<ComposeService>(COMPOSE_FILE, ENV);
 
 /** Published ports of a service, whichever form docker-compose resolved them to (`{ published, target }` or `ip:host:container/proto`). */
 function publishedPorts(service: ComposeService): { published: number; target: number }[] {
@@ -130,16 +109,7 @@ const gatewayNames = (services: Record<string, ComposeService>) => Object.keys(s
 const nodeNames = (services: Record<string, ComposeService>) => Object.keys(services).filter((name) => /^rabbitmq-\d+$/.test(name)).sort();
 const hostsOf = (urls: string) => urls.split(',').map((url) => new URL(url.trim()));
 
-beforeAll(async () => {
-  try {
-    await run('docker-compose', ['version']);
-  } catch (err) {
-    throw new Error(
-      `docker-compose is not installed (${(err as Error).message.split('\n')[0]}). ` +
-        "This test validates docker-compose.cluster.yml with it: install Debian's docker-compose (`apt-get install docker-compose`); CI installs it.",
-    );
-  }
-});
+beforeAll(() => requireDockerCompose(COMPOSE_FILE));
 
 describe('docker-compose.cluster.yml', () => {
   it('is valid (docker-compose config -q)', async () => {

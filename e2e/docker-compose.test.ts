@@ -12,7 +12,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +19,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../server/test/support/child-gateway.js';
 import { deleteExchange, requireBroker, TEST_AMQP_URL, uniqueName } from '../server/test/support/broker.js';
+import { composeFile, requireDockerCompose } from './support/compose.js';
 import { buildImage, type Image } from './support/dockerfile.js';
 import { shellEnv } from './support/env.js';
 import { REPO_ROOT } from './support/worktree.js';
@@ -32,10 +32,6 @@ const COMPOSE_FILE = fileURLToPath(new URL('../docker-compose.yml', import.meta.
  */
 const ENV = { ...process.env, TOPICGATE_JWT_SECRET: 'e2e0not0a0real0secret0'.padEnd(64, '0') };
 
-async function compose(args: string[], env: NodeJS.ProcessEnv = ENV) {
-  return run('docker-compose', ['--file', COMPOSE_FILE, ...args], { env, maxBuffer: 16 * 1024 * 1024 });
-}
-
 interface ComposeService {
   image?: string;
   build?: { context?: string; dockerfile?: string };
@@ -47,39 +43,9 @@ interface ComposeService {
   stop_grace_period?: string;
 }
 
-/**
- * `docker-compose config` prints the resolved file as YAML. docker-compose 1.x
- * is a Python program built on PyYAML: its own interpreter turns that into JSON.
- */
-async function resolvedServices(): Promise<Record<string, ComposeService>> {
-  const { stdout: yaml } = await compose(['config']);
-  const toJson = run(await composePython(), ['-c', 'import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)']);
-  toJson.child.stdin!.end(yaml);
-  return (JSON.parse((await toJson).stdout) as { services: Record<string, ComposeService> }).services;
-}
+const { run: compose, services: resolvedServices } = composeFile<ComposeService>(COMPOSE_FILE, ENV);
 
-/** The interpreter on docker-compose's #! line (Debian: /usr/bin/python3, which has PyYAML), else python3. */
-async function composePython(): Promise<string> {
-  const { stdout } = await run('sh', ['-c', 'command -v docker-compose']);
-  const file = await open(stdout.trim());
-  try {
-    const { buffer, bytesRead } = await file.read(Buffer.alloc(200), 0, 200, 0);
-    return /^#!\s*(\S*python\S*)/.exec(buffer.toString('latin1', 0, bytesRead))?.[1] ?? 'python3';
-  } finally {
-    await file.close();
-  }
-}
-
-beforeAll(async () => {
-  try {
-    await run('docker-compose', ['version']);
-  } catch (err) {
-    throw new Error(
-      `docker-compose is not installed (${(err as Error).message.split('\n')[0]}). ` +
-        "This test validates docker-compose.yml with it: install Debian's docker-compose (`apt-get install docker-compose`); CI installs it.",
-    );
-  }
-});
+beforeAll(() => requireDockerCompose(COMPOSE_FILE));
 
 describe('docker-compose.yml', () => {
   it('is valid (docker-compose config -q)', async () => {
