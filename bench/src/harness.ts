@@ -179,15 +179,15 @@ export class Bench {
    * Deletes the session queues the Web-MQTT clients of this run left behind
    * (clean_session=false keeps them after DISCONNECT, for 24 h by default).
    */
-  /** Raw consumers' queues of this run: `amqp-held` ones are durable and outlive a worker that was killed or crashed. */
-  async deleteRawQueues(): Promise<number> {
-    const names = await this.broker.queueNames(`${this.prefix}.raw.`);
+  async deleteMqttSessions(): Promise<number> {
+    const names = await this.broker.queueNames(`mqtt-subscription-${this.mqttClientPrefix}`);
     await this.broker.deleteQueues(names);
     return names.length;
   }
 
-  async deleteMqttSessions(): Promise<number> {
-    const names = await this.broker.queueNames(`mqtt-subscription-${this.mqttClientPrefix}`);
+  /** Deletes this run's raw consumers' queues: `amqp-held` ones are durable and outlive a worker that was killed or crashed. */
+  async deleteRawQueues(): Promise<number> {
+    const names = await this.broker.queueNames(`${this.prefix}.raw.`);
     await this.broker.deleteQueues(names);
     return names.length;
   }

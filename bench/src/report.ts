@@ -163,9 +163,13 @@ export function renderReport(allRows: R[], allMeta: Record<string, string>, allW
     out.push('## Fan-out, flat out', '', 'Deliveries/s summed over all clients while the publisher keeps every client at most a window behind.' + (rounds > 1 ? ` Each kind ran ${rounds} times in turn: its median run, (lowest–highest) after it; ratios are of medians.` : ''), '');
     const resumableRun = fan.some((r) => RESUMABLE_KINDS.includes(r.kind));
     if (resumableRun) {
+      if (fan.some((r) => r.kind === 'amqp-held')) {
+        out.push(
+          '"held": raw amqplib consumers that hold every delivery as a resumable subscription\'s queue does (durable, a channel each, prefetch 500, acknowledged cumulatively every 32): held / raw is what the broker leaves for resumable / gateway; resumable / held is the gateway\'s own share, to read beside gateway / raw.',
+          '',
+        );
+      }
       out.push(
-        '"held": raw amqplib consumers that hold every delivery as a resumable subscription\'s queue does (durable, a channel each, prefetch 500, acknowledged cumulatively every 32): held / raw is what the broker leaves for resumable / gateway; resumable / held is the gateway\'s own share, to read beside gateway / raw.',
-        '',
         '| clients | gateway | gateway, resumable | raw amqplib | raw amqplib, held | Web-STOMP | Web-MQTT QoS 1 | gateway / raw | gateway / Web-STOMP | resumable / gateway | held / raw | resumable / held | resumable / Web-MQTT | gateway CPU µs per delivery (default, resumable) |',
         '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
       );
