@@ -211,6 +211,7 @@ export class Bench {
           queuePrefix: `${this.prefix}.raw.`,
           concurrency,
           rawSharedChannel: this.options.rawSharedChannel,
+          resumeWindowMs: this.options.resumeWindow * 1000,
         }),
       ),
     );

@@ -6,6 +6,7 @@
  */
 import amqp, { type Channel, type ChannelModel } from 'amqplib';
 import { io, type Socket } from 'socket.io-client';
+import { loadConfig, resumableQueueOptions } from 'topicgate';
 import { ClientEvent, ServerEvent, type Delivery, type ReceivedAck, type ResyncNotice, type SubscribeAck, type UnsubscribeAck } from '@topicgate/shared';
 import { nowUs } from './clock.js';
 import { MqttClient, mqttFilter } from './clients/mqtt.js';
@@ -45,14 +46,11 @@ const subscribersPerStream: Record<string, number> = {};
 let amqpConnection: Promise<ChannelModel> | null = null;
 /**
  * `amqp-held` consumers hold deliveries the way the gateway holds a resumable
- * subscription's (server/src/mq/amqp-consumer.ts): the gateway's default
- * prefetch (DEFAULT_RESUMABLE_PREFETCH, server/src/mq/connector.ts), and a
- * cumulative acknowledgement per receipt's worth (the SDK's RECEIPT_BATCH),
- * made at once rather than a browser round trip later.
+ * subscription's: its queue declaration and default prefetch and backlog, the
+ * bench's resume window, and a cumulative acknowledgement per receipt's worth
+ * (the SDK's RECEIPT_BATCH), made at once rather than a browser round trip later.
  */
-const HELD_PREFETCH = 500;
-/** The gateway's resumable queue arguments (server/src/mq/amqp-consumer.ts) with TOPICGATE_RESUME_BACKLOG's default and the bench's default 60 s window. */
-const HELD_QUEUE = { durable: true, arguments: { 'x-expires': 60_000, 'x-max-length': 10_000, 'x-overflow': 'reject-publish', 'x-single-active-consumer': true } };
+const GATEWAY_DEFAULTS = loadConfig({ 'insecure-no-auth': '1' });
 /** BENCH_RAW_CHANNELS=shared: every raw consumer of this process on one channel. */
 let sharedChannel: Promise<Channel> | null = null;
 let progressTimer: NodeJS.Timeout | null = null;
@@ -179,14 +177,14 @@ async function amqpClient(cmd: Extract<WorkerCommand, { op: 'connect' }>, held =
   } else {
     channel = await (await amqpConnection).createChannel();
     channel.on('error', () => undefined);
-    if (held) await channel.prefetch(HELD_PREFETCH);
+    if (held) await channel.prefetch(GATEWAY_DEFAULTS.resumePrefetch);
   }
   const consumers = new Map<string, string>();
   const client: Client = {
     ...newClientState(),
     async subscribe(pattern) {
       const queue = `${cmd.queuePrefix}${process.pid}.${++queueCounter}`;
-      await channel.assertQueue(queue, held ? HELD_QUEUE : { exclusive: true, durable: false });
+      await channel.assertQueue(queue, held ? resumableQueueOptions(cmd.resumeWindowMs, GATEWAY_DEFAULTS.resumeBacklog) : { exclusive: true, durable: false });
       await channel.bindQueue(queue, cmd.exchange, pattern);
       let unacked = 0;
       const { consumerTag } = await channel.consume(

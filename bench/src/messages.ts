@@ -49,6 +49,8 @@ export type WorkerCommand =
       queuePrefix: string;
       concurrency: number;
       rawSharedChannel: boolean;
+      /** The resumable gateways' window: `amqp-held` queues expire after it, as theirs do. */
+      resumeWindowMs: number;
     }
   | { op: 'reset' }
   | { op: 'progress'; stream: number; everyMs: number }

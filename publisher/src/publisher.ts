@@ -19,9 +19,6 @@ import {
 } from '@topicgate/shared';
 import { amqpTransport } from './amqp-transport.js';
 import { backoffDelay } from './backoff.js';
-
-/** setTimeout's longest delay; a longer one fires at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 import { PublishErrorCode } from './codes.js';
 import type { BodyOf, LogAppenderOptionsArg, LogTemplate, ResourceOptions, ResourceParams } from './conventions.js';
 import { BufferFullError, describeError, PublishError } from './errors.js';
@@ -30,6 +27,9 @@ import { Outbox, type Pending } from './outbox.js';
 import { ResourcePublisher, type Send } from './resource.js';
 import { topicKey } from './topic-key.js';
 import type { CloseOptions, OutgoingMessage, PublisherEvents, PublisherOptions, PublisherTransport, TransportLink } from './types.js';
+
+/** setTimeout's longest delay; a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * What `publish(key, body)` takes for key `K`: the body of its template in
@@ -65,6 +65,10 @@ export class Publisher<T extends object = AnyTopics> extends EventEmitter<Publis
     this.#maxBuffered = options.maxBuffered ?? 10_000;
     if (!Number.isSafeInteger(this.#maxBuffered) || this.#maxBuffered < 1) throw new TypeError(`createPublisher: maxBuffered must be a positive integer, got ${options.maxBuffered}`);
     this.#delays = options.reconnectDelayMs ?? { initial: 200, max: 10_000 };
+    const { initial, max } = this.#delays;
+    if (!(initial > 0 && initial <= max && max <= MAX_TIMER_MS)) {
+      throw new TypeError(`createPublisher: reconnectDelayMs must have 0 < initial ≤ max ≤ ${MAX_TIMER_MS} (setTimeout's longest delay), got { initial: ${initial}, max: ${max} }`);
+    }
     this.#connect();
   }
 
@@ -203,13 +207,10 @@ export class Publisher<T extends object = AnyTopics> extends EventEmitter<Publis
         this.#down = null;
         link.onFailure((error) => this.#linkFailed(link, error));
         if (this.#link !== link) return; // failed while registering
-        this.#stableTimer = setTimeout(
-          () => {
-            this.#stableTimer = null;
-            this.#attempt = 0;
-          },
-          Math.min(this.#delays.max, MAX_TIMER_MS),
-        );
+        this.#stableTimer = setTimeout(() => {
+          this.#stableTimer = null;
+          this.#attempt = 0;
+        }, this.#delays.max);
         this.#stableTimer.unref();
         this.emit('connected', link.where);
         this.#pump();

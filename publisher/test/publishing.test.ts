@@ -177,6 +177,12 @@ describe('createPublisher on RabbitMQ', () => {
     expect(delays[0]).toBeLessThanOrEqual(20);
   });
 
+  it('refuses reconnect delays it could not keep, saying which', () => {
+    for (const reconnectDelayMs of [{ initial: 0, max: 100 }, { initial: 200, max: 100 }, { initial: 200, max: 2 ** 31 }]) {
+      expect(() => createPublisher({ urls: TEST_AMQP_URL, exchange, reconnectDelayMs })).toThrow(/reconnectDelayMs must have 0 < initial ≤ max ≤ 2147483647/);
+    }
+  });
+
   it('a link that fails as soon as it opens keeps backing off: no reconnect loop', async () => {
     // A broker that accepts and drops every connection at once (a full vhost, a proxy in trouble).
     const flapping: PublisherTransport = {

@@ -334,14 +334,7 @@ export class AmqpConsumer implements ResumableConsumer, PoolMember {
   private queueArguments(): Options.AssertQueue {
     const spec = this.spec;
     if (spec.kind !== 'resumable') return spec.kind === 'transient' ? { exclusive: true, durable: false } : { durable: true };
-    const { expiresMs, maxBacklog } = spec.options;
-    // Durable, not exclusive: it must outlive our connection. x-expires lets the broker delete it
-    // once unused (even after kill -9); reject-publish keeps what it holds a gapless prefix; a single
-    // active consumer means two gateways resuming one claim can never split its messages.
-    return {
-      durable: true,
-      arguments: { 'x-expires': expiresMs, 'x-max-length': maxBacklog, 'x-overflow': 'reject-publish', 'x-single-active-consumer': true },
-    };
+    return resumableQueueOptions(spec.options.expiresMs, spec.options.maxBacklog);
   }
 
   /**
@@ -565,4 +558,19 @@ export class AmqpConsumer implements ResumableConsumer, PoolMember {
 
 export function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * How a resumable subscription's queue is declared (also what the bench's
+ * `amqp-held` consumers declare, to measure the broker's share of its cost).
+ * Durable, not exclusive: it must outlive our connection. x-expires lets the
+ * broker delete it once unused (even after kill -9); reject-publish keeps what
+ * it holds a gapless prefix; a single active consumer means two gateways
+ * resuming one claim can never split its messages.
+ */
+export function resumableQueueOptions(expiresMs: number, maxBacklog: number): Options.AssertQueue {
+  return {
+    durable: true,
+    arguments: { 'x-expires': expiresMs, 'x-max-length': maxBacklog, 'x-overflow': 'reject-publish', 'x-single-active-consumer': true },
+  };
 }
