@@ -30,6 +30,14 @@ export interface Row {
   [key: string]: unknown;
 }
 
+/** Descriptors left to the broker for its own files, AMQP connections and management requests when Web-STOMP clients are counted. */
+const BROKER_FD_HEADROOM = 200;
+
+export const RAISE_BROKER_FDS =
+  'Raise its open-file limit ("rabbitmq soft nofile 20000" and "rabbitmq hard nofile 20000" in /etc/security/limits.d/rabbitmq.conf, ' +
+  'since Debian\'s rabbitmq-server wrapper starts the node with 1024; LimitNOFILE=20000 for a systemd unit), restart RabbitMQ, ' +
+  'and check `rabbitmqctl status` (File Descriptors).';
+
 export class Bench {
   readonly runId = `${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(3).toString('hex')}`;
   /** Every exchange, queue and connection this run creates carries this prefix. */
@@ -192,6 +200,24 @@ export class Bench {
     return names.length;
   }
 
+  /**
+   * Web-STOMP clients are file descriptors of the broker's own process. Past
+   * its open-file limit RabbitMQ does not merely refuse them: EMFILE also
+   * crashes its memory monitor, and the node stays broken for every run after
+   * (seen with 1,000 clients under Debian's default 1024). So a Web-STOMP run
+   * that does not fit is not attempted; idle measures fewer clients instead.
+   */
+  async brokerRoomForStomp(): Promise<{ free: number; total: number }> {
+    const info = await this.broker.nodeInfo();
+    return { free: Math.max(0, info.fd_total - info.fd_used - BROKER_FD_HEADROOM), total: info.fd_total };
+  }
+
+  async ensureBrokerRoomForStomp(clients: number): Promise<void> {
+    const { free, total } = await this.brokerRoomForStomp();
+    if (free >= clients) return;
+    throw new Error(`not run: ${clients} Web-STOMP clients need as many of the broker's file descriptors, and only ${free} of its ${total} are free (RabbitMQ would fail with EMFILE, beyond this run). ${RAISE_BROKER_FDS}`);
+  }
+
   /** Connects `plans` (one per client) spread over the workers; gateway clients go to the workers' gateways in turn. */
   async connect(workers: Worker[], kind: ClientKind, plans: ClientPlan[], gateways: readonly GatewayEndpoint[], concurrency = 25): Promise<ConnectResult> {
     const chunks: ClientPlan[][] = workers.map(() => []);
@@ -299,6 +325,7 @@ export async function drive(bench: Bench, spec: DriveSpec): Promise<DriveResult>
   const workerCount = Math.max(1, Math.min(options.workers, spec.plans.length));
   if (isGatewayKind(spec.kind)) await Promise.all(spec.gateways.map((g) => g.ready()));
   bench.brokerPid = findBrokerPid() || bench.brokerPid; // a restart by someone else gives the broker a new pid
+  if (spec.kind === 'stomp') await bench.ensureBrokerRoomForStomp(spec.plans.length);
   return bench.withWorkers(workerCount, async (workers) => {
     const conn = await bench.connect(workers, spec.kind, spec.plans, spec.gateways);
     if (conn.subscribed === 0) throw new Error(`no ${spec.kind} client could subscribe: ${conn.failures.join('; ')}`);

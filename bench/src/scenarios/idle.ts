@@ -7,7 +7,7 @@
  * clients and for raw AMQP queues on shared connections.
  */
 import { sleep } from '../clock.js';
-import type { Bench } from '../harness.js';
+import { RAISE_BROKER_FDS, type Bench } from '../harness.js';
 import type { ClientKind } from '../messages.js';
 import { rssBytes, waitForQuiet } from '../proc.js';
 import type { GatewayProcess } from '../processes.js';
@@ -59,18 +59,12 @@ async function untilGone(bench: Bench, kind: ClientKind, gateway: GatewayProcess
 /** One idle measurement of `kind` × `wanted` (a fresh gateway of its own for `gateway`); the cluster scenario's single-node arm too. */
 export async function idleOnce(bench: Bench, kind: ClientKind, wanted: number) {
   let clients = wanted;
-  if (kind !== 'amqp') {
-    // Every gateway or Web-STOMP client is a socket on the broker side (Web-STOMP) or the gateway side.
-    const info = await bench.broker.nodeInfo();
-    const free = info.sockets_total - info.sockets_used - 200;
-    if (kind === 'stomp' && free < wanted) {
-      bench.warn(
-        `the broker can open only ${info.sockets_total} sockets (${info.sockets_used} in use): measuring ${Math.max(0, free)} Web-STOMP clients instead of ${wanted}. ` +
-          'Raise its open-file limit (e.g. "rabbitmq soft nofile 20000" + "rabbitmq hard nofile 20000" in /etc/security/limits.d/rabbitmq.conf, ' +
-          'or LimitNOFILE=20000 for a systemd unit, or ulimit -n 20000 before rabbitmq-server) and restart RabbitMQ.',
-      );
-      clients = Math.max(0, free);
-      if (clients === 0) throw new Error('no free broker sockets');
+  if (kind === 'stomp') {
+    const { free, total } = await bench.brokerRoomForStomp();
+    if (free < wanted) {
+      bench.warn(`the broker has only ${free} of its ${total} file descriptors free: measuring ${free} Web-STOMP clients instead of ${wanted}. ${RAISE_BROKER_FDS}`);
+      clients = free;
+      if (clients === 0) throw new Error('no free broker file descriptors');
     }
   }
   const gateway = kind === 'gateway' ? await bench.startGateway() : null;
