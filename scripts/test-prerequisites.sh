@@ -6,7 +6,8 @@
 #   - Debian's Chromium for the browser suite (Playwright drives it; its own
 #     browser download does not work here);
 #   - Debian's docker-compose, to validate docker-compose.yml without an engine;
-#   - python3 with pika and kombu, for the "publishing from other languages" examples.
+#   - python3 with pika and kombu, for the "publishing from other languages" examples;
+#   - haproxy, nginx and promtool (Debian's prometheus), to check and run the ops configs.
 # Anything it cannot provide, it names, with the command to run, and fails.
 set -euo pipefail
 
@@ -20,6 +21,7 @@ python3 -c 'import pika' >/dev/null 2>&1 || missing_packages+=(python3-pika)
 python3 -c 'import kombu' >/dev/null 2>&1 || missing_packages+=(python3-kombu)
 command -v haproxy >/dev/null 2>&1 || missing_packages+=(haproxy) # the cluster rig (scripts/cluster.sh) puts HAProxy in front of its gateways
 command -v nginx >/dev/null 2>&1 || missing_packages+=(nginx) # e2e/nginx-config.test.ts checks ops/cluster/nginx.conf with it and runs a private nginx on a free port
+command -v promtool >/dev/null 2>&1 || missing_packages+=(prometheus) # promtool checks ops/prometheus/topicgate-alerts.yml (server/test/ops-dashboards.test.ts); installing it starts no Prometheus server here
 if [ ${#missing_packages[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "installing ${missing_packages[*]} (Debian packages)"
