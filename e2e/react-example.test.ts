@@ -109,7 +109,8 @@ describe('the React dashboard', () => {
     const before = await expectDashboardCaughtUp(page, demo);
     expect(before.some(isFinished)).toBe(true);
     // Without chaos, messages arrive in order: the snapshot is loaded once and never again.
-    expect(await readChrome(page)).toMatchObject({ connection: 'connected', reloads: 0, reloadMarkVisible: false, problem: null });
+    const chrome = await readChrome(page);
+    expect(chrome, `the page's chrome: ${JSON.stringify(chrome)}`).toMatchObject({ connection: 'connected', reloads: 0, reloadMarkVisible: false, problem: null });
     await screenshot(page, 'react-dashboard');
     expectNoPageErrors(...tabs);
   });

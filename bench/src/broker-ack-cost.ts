@@ -24,7 +24,6 @@
  * bounded by it too.
  */
 import amqp, { type Channel, type ConsumeMessage } from 'amqplib';
-import { sleep } from './clock.js';
 import { cpuSeconds, findBrokerPid } from './proc.js';
 
 const LAYOUTS = ['noack-pooled', 'ack-pooled', 'ack-dedicated', 'noack-dedicated'] as const;
@@ -49,6 +48,7 @@ async function measureLayout(layout: Layout, consumers: number, brokerPid: numbe
     const exchange = `topicgate-bench.ack-cost.${process.pid}.${layout}`;
     await publisher.assertExchange(exchange, 'topic', { durable: false, autoDelete: true });
     let received = 0;
+    const queues: string[] = [];
     for (let first = 0; first < consumers; first += perChannel) {
       const channel = await connection.createChannel();
       if (acking) await channel.prefetch(PREFETCH);
@@ -63,7 +63,7 @@ async function measureLayout(layout: Layout, consumers: number, brokerPid: numbe
           sinceAck = 0;
         }
       };
-      for (let i = 0; i < onChannel; i++) await consume(channel, exchange, onDelivery, acking);
+      for (let i = 0; i < onChannel; i++) queues.push(await consume(channel, exchange, onDelivery, acking));
     }
 
     const window = Math.max(20, Math.floor(20_000 / consumers));
@@ -86,17 +86,23 @@ async function measureLayout(layout: Layout, consumers: number, brokerPid: numbe
       };
     };
     await run(WARMUP_MS);
-    return await run(MEASURE_MS);
+    const result = await run(MEASURE_MS);
+    // Deleted before the next layout starts, not left for the broker to reap after the connection closes.
+    const cleanup = await connection.createChannel();
+    for (const queue of queues) await cleanup.deleteQueue(queue);
+    await publisher.deleteExchange(exchange);
+    return result;
   } finally {
     await connection.close().catch(() => undefined);
     await publishing.close().catch(() => undefined);
   }
 }
 
-async function consume(channel: Channel, exchange: string, onDelivery: (msg: ConsumeMessage | null) => void, acking: boolean): Promise<void> {
+async function consume(channel: Channel, exchange: string, onDelivery: (msg: ConsumeMessage | null) => void, acking: boolean): Promise<string> {
   const { queue } = await channel.assertQueue('', { exclusive: true, durable: false });
   await channel.bindQueue(queue, exchange, 'ack-cost.#');
   await channel.consume(queue, onDelivery, { noAck: !acking });
+  return queue;
 }
 
 async function main(): Promise<void> {
@@ -108,7 +114,6 @@ async function main(): Promise<void> {
   for (let round = 1; round <= rounds; round++) {
     for (const layout of LAYOUTS) {
       console.log(JSON.stringify({ consumers, round, layout, ...(await measureLayout(layout, consumers, brokerPid)) }));
-      await sleep(500); // let the broker finish deleting the last layout's queues
     }
   }
 }
