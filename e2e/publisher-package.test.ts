@@ -7,43 +7,21 @@
  * example, compiled from the installed package, must publish to RabbitMQ
  * what it says, each message confirmed and labelled.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deleteExchange, requireBroker, TEST_AMQP_URL, uniqueName } from '../server/test/support/broker.js';
 import { BrokerConsumer } from '../publisher/test/broker-consumer.js';
-import { completeExample, repoVersion, run, typeErrorsIn } from './support/packages.js';
+import { completeExample, installPacked, run, strictProject, typeErrorsIn, type OutsideApp } from './support/packages.js';
 import { REPO_ROOT } from './support/worktree.js';
 
-
-let scratch: string;
+let outside: OutsideApp;
 let app: string;
 let tarball: string;
 
-/** A strict project in the scratch application holding `files`; `tsc` compiles it to `out/`. */
+/** A strict Node project in the application holding `files`; `tsc` compiles it to `out/`. */
 function project(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(app, 'project-'));
-  for (const [name, code] of Object.entries(files)) writeFileSync(join(dir, name), code);
-  writeFileSync(
-    join(dir, 'tsconfig.json'),
-    JSON.stringify({
-      compilerOptions: {
-        strict: true,
-        noUncheckedIndexedAccess: true,
-        exactOptionalPropertyTypes: true,
-        target: 'ES2022',
-        lib: ['ES2022'],
-        module: 'NodeNext',
-        moduleResolution: 'NodeNext',
-        types: ['node'],
-        skipLibCheck: false,
-        outDir: 'out',
-      },
-      files: Object.keys(files),
-    }),
-  );
-  return dir;
+  return strictProject(app, files, { lib: ['ES2022'], module: 'NodeNext', moduleResolution: 'NodeNext', types: ['node'], outDir: 'out' });
 }
 
 /** tsc's error lines for a project (none: it compiled). */
@@ -52,27 +30,17 @@ async function typeErrors(dir: string): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  scratch = mkdtempSync(join(tmpdir(), 'topicgate-publisher-'));
-  expect(relative(REPO_ROOT, scratch).startsWith('..'), `${scratch} is outside the repository`).toBe(true);
-  // What the README says to run in a checkout.
-  await run('npm', ['pack', '-w', 'publisher', '--pack-destination', scratch], REPO_ROOT);
-  const packed = readdirSync(scratch).filter((name) => name.endsWith('.tgz'));
-  expect(packed, 'npm pack -w publisher wrote one tarball').toHaveLength(1);
-  tarball = join(scratch, packed[0]!);
-
-  app = join(scratch, 'app');
-  mkdirSync(app);
-  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'publisher-consumer', version: '1.0.0', private: true, type: 'module' }, null, 2));
-  await run('npm', ['install', '--no-audit', '--no-fund', tarball, `typescript@${repoVersion('typescript')}`, `@types/node@${repoVersion('@types/node')}`], app);
+  // What the README says to run: `npm pack -w publisher` in a checkout, `npm install <tarball>` in a back end.
+  outside = await installPacked(['publisher'], { appName: 'publisher-consumer', dependencies: ['typescript', '@types/node'] });
+  app = outside.app;
+  tarball = outside.tarballs.publisher!;
 }, 300_000);
 
-afterAll(() => {
-  if (scratch) rmSync(scratch, { recursive: true, force: true });
-});
+afterAll(() => outside?.remove());
 
 describe('the publisher package (npm pack -w publisher)', () => {
   it('carries the ES module build, its declarations, its README, and @topicgate/shared inside', async () => {
-    const { stdout } = await run('tar', ['-tzf', tarball], scratch);
+    const { stdout } = await run('tar', ['-tzf', tarball], outside.scratch);
     const files = stdout.split('\n').filter(Boolean);
     for (const file of [
       'package/package.json',

@@ -7,64 +7,34 @@
  * through a proxy to the demo, as the README says — render in Chromium what
  * the demo's REST API holds.
  */
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { build as esbuild } from 'esbuild';
 import type { Browser } from 'playwright-core';
 import { preview, type PreviewServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchBrowser, openPage, SOON, type DemoPage } from './support/browser.js';
 import { isFinished, startDemo, waitForBuild, type Demo } from './support/demo.js';
-import { completeExample, repoVersion, run, typeErrorsIn } from './support/packages.js';
-import { REPO_ROOT } from './support/worktree.js';
+import { completeExample, installPacked, run, strictProject, typeErrorsIn, type OutsideApp } from './support/packages.js';
 
-
-let scratch: string;
+let outside: OutsideApp;
 let app: string;
-let tarballs: { client: string; react: string };
 
 beforeAll(async () => {
-  scratch = mkdtempSync(join(tmpdir(), 'topicgate-react-'));
-  expect(relative(REPO_ROOT, scratch).startsWith('..'), `${scratch} is outside the repository`).toBe(true);
-  // What the README says to run in a checkout.
-  await run('npm', ['pack', '-w', 'client', '-w', 'react', '--pack-destination', scratch], REPO_ROOT);
-  const packed = readdirSync(scratch).filter((name) => name.endsWith('.tgz'));
-  tarballs = {
-    client: join(scratch, packed.find((name) => name.startsWith('topicgate-client-'))!),
-    react: join(scratch, packed.find((name) => name.startsWith('topicgate-react-'))!),
-  };
-  expect(packed.sort()).toEqual(['topicgate-client-0.1.0.tgz', 'topicgate-react-0.1.0.tgz']);
-
-  app = join(scratch, 'app');
-  mkdirSync(app);
-  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'react-consumer', version: '1.0.0', private: true, type: 'module' }, null, 2));
-  await run(
-    'npm',
-    [
-      'install',
-      '--no-audit',
-      '--no-fund',
-      tarballs.client,
-      tarballs.react,
-      `react@${repoVersion('react')}`,
-      `react-dom@${repoVersion('react-dom')}`,
-      `@types/react@${repoVersion('@types/react')}`,
-      `@types/react-dom@${repoVersion('@types/react-dom')}`,
-      `typescript@${repoVersion('typescript')}`,
-    ],
-    app,
-    { timeoutMs: 240_000 },
-  );
+  // What the README says to run: `npm pack -w client -w react` in a checkout, `npm install` of both (with React) in an application.
+  outside = await installPacked(['client', 'react'], {
+    appName: 'react-consumer',
+    dependencies: ['react', 'react-dom', '@types/react', '@types/react-dom', 'typescript'],
+    timeoutMs: 240_000,
+  });
+  app = outside.app;
 }, 400_000);
 
-afterAll(() => {
-  if (scratch) rmSync(scratch, { recursive: true, force: true });
-});
+afterAll(() => outside?.remove());
 
 describe('the hooks package (npm pack -w react)', () => {
   it('carries the ES module build and its declarations, and neither the example nor the tests', async () => {
-    const { stdout } = await run('tar', ['-tzf', tarballs.react], scratch);
+    const { stdout } = await run('tar', ['-tzf', outside.tarballs.react!], outside.scratch);
     const files = stdout.split('\n').filter(Boolean);
     for (const file of ['package/package.json', 'package/README.md', 'package/dist/index.js', 'package/dist/index.d.ts']) {
       expect(files, `the tarball has ${file}`).toContain(file);
@@ -120,29 +90,9 @@ describe('the hooks package (npm pack -w react)', () => {
   }
 });
 
-/** tsc's errors for `files` in a fresh project of the application: strict, every package's declarations checked. */
-async function typeErrors(files: { name: string; code: string }[], module: string, moduleResolution: string): Promise<string[]> {
-  const project = mkdtempSync(join(app, 'check-'));
-  for (const { name, code } of files) writeFileSync(join(project, name), code);
-  writeFileSync(
-    join(project, 'tsconfig.json'),
-    JSON.stringify({
-      compilerOptions: {
-        strict: true,
-        noUncheckedIndexedAccess: true,
-        exactOptionalPropertyTypes: true,
-        noEmit: true,
-        target: 'ES2022',
-        lib: ['ES2022', 'DOM', 'DOM.Iterable'],
-        jsx: 'react-jsx',
-        module,
-        moduleResolution,
-        types: [],
-        skipLibCheck: false,
-      },
-      files: files.map((f) => f.name),
-    }),
-  );
+/** tsc's errors for `files` in a fresh strict project of the application, as a React app would build them. */
+function typeErrors(files: { name: string; code: string }[], module: string, moduleResolution: string): Promise<string[]> {
+  const project = strictProject(app, Object.fromEntries(files.map((f) => [f.name, f.code])), { noEmit: true, lib: ['ES2022', 'DOM', 'DOM.Iterable'], jsx: 'react-jsx', module, moduleResolution, types: [] });
   return typeErrorsIn(app, project);
 }
 

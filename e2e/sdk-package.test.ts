@@ -9,20 +9,18 @@
  * equal to the demo's REST API.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runDemo } from '../server/src/demo/run-demo.js';
 import type { Build, LogChunk } from '../server/src/demo/model.js';
 import type { RunningGateway } from '../server/src/server.js';
 import { deleteExchange, requireBroker, TEST_AMQP_URL, uniqueName } from '../server/test/support/broker.js';
 import { shellEnv } from './support/env.js';
-import { completeExample, repoVersion, run, typeErrorsIn } from './support/packages.js';
+import { completeExample, installPacked, run, strictProject, typeErrorsIn, type OutsideApp } from './support/packages.js';
 import { REPO_ROOT } from './support/worktree.js';
 
-
-let scratch: string;
+let outside: OutsideApp;
 let app: string;
 let tarball: string;
 
@@ -33,27 +31,17 @@ function sdkExamples(markdown: string): string[] {
 }
 
 beforeAll(async () => {
-  scratch = mkdtempSync(join(tmpdir(), 'topicgate-sdk-'));
-  expect(relative(REPO_ROOT, scratch).startsWith('..'), `${scratch} is outside the repository`).toBe(true);
-  // What the README says to run in a checkout.
-  await run('npm', ['pack', '-w', 'client', '--pack-destination', scratch], REPO_ROOT);
-  const packed = readdirSync(scratch).filter((name) => name.endsWith('.tgz'));
-  expect(packed, 'npm pack -w client wrote one tarball').toHaveLength(1);
-  tarball = join(scratch, packed[0]!);
-
-  app = join(scratch, 'app');
-  mkdirSync(app);
-  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'sdk-consumer', version: '1.0.0', private: true, type: 'module' }, null, 2));
-  await run('npm', ['install', '--no-audit', '--no-fund', tarball, `typescript@${repoVersion('typescript')}`], app);
+  // What the README says to run: `npm pack -w client` in a checkout, `npm install <tarball>` in an application.
+  outside = await installPacked(['client'], { appName: 'sdk-consumer', dependencies: ['typescript'] });
+  app = outside.app;
+  tarball = outside.tarballs.client!;
 }, 300_000);
 
-afterAll(() => {
-  if (scratch) rmSync(scratch, { recursive: true, force: true });
-});
+afterAll(() => outside?.remove());
 
 describe('the SDK package (npm pack -w client)', () => {
   it('carries the ES module build, its declarations, the script-tag bundle, and @topicgate/shared inside', async () => {
-    const { stdout } = await run('tar', ['-tzf', tarball], scratch);
+    const { stdout } = await run('tar', ['-tzf', tarball], outside.scratch);
     const files = stdout.split('\n').filter(Boolean);
     for (const file of [
       'package/package.json',
@@ -116,28 +104,9 @@ describe('the SDK package (npm pack -w client)', () => {
   }
 });
 
-/** tsc's errors for `files` in a fresh project of the scratch application: strict, declarations of every package checked. */
-async function typeErrors(files: { name: string; code: string }[], module: string, moduleResolution: string): Promise<string[]> {
-  const project = mkdtempSync(join(app, 'check-'));
-  for (const { name, code } of files) writeFileSync(join(project, name), code);
-  writeFileSync(
-    join(project, 'tsconfig.json'),
-    JSON.stringify({
-      compilerOptions: {
-        strict: true,
-        noUncheckedIndexedAccess: true,
-        exactOptionalPropertyTypes: true,
-        noEmit: true,
-        target: 'ES2022',
-        lib: ['ES2022', 'DOM', 'DOM.Iterable'],
-        module,
-        moduleResolution,
-        types: [],
-        skipLibCheck: false,
-      },
-      files: files.map((f) => f.name),
-    }),
-  );
+/** tsc's errors for `files` in a fresh strict project of the application, as a browser app would build them. */
+function typeErrors(files: { name: string; code: string }[], module: string, moduleResolution: string): Promise<string[]> {
+  const project = strictProject(app, Object.fromEntries(files.map((f) => [f.name, f.code])), { noEmit: true, lib: ['ES2022', 'DOM', 'DOM.Iterable'], module, moduleResolution, types: [] });
   return typeErrorsIn(app, project);
 }
 
@@ -162,15 +131,7 @@ describe("client/README.md's complete example, from the installed package", () =
     const example = completeExample('client/README.md');
     const occurrences = example.split("'http://localhost:8080'").length - 1;
     expect(occurrences, "the example names the demo's URL, 'http://localhost:8080', once").toBe(1);
-    const dir = mkdtempSync(join(app, 'run-'));
-    writeFileSync(join(dir, 'example.ts'), example.replace("'http://localhost:8080'", JSON.stringify(demo.url)));
-    writeFileSync(
-      join(dir, 'tsconfig.json'),
-      JSON.stringify({
-        compilerOptions: { strict: true, target: 'ES2022', lib: ['ES2022', 'DOM'], module: 'NodeNext', moduleResolution: 'NodeNext', types: [], outDir: 'out' },
-        files: ['example.ts'],
-      }),
-    );
+    const dir = strictProject(app, { 'example.ts': example.replace("'http://localhost:8080'", JSON.stringify(demo.url)) }, { lib: ['ES2022', 'DOM'], module: 'NodeNext', moduleResolution: 'NodeNext', types: [], outDir: 'out' });
     await run(process.execPath, [join(app, 'node_modules/typescript/bin/tsc'), '-p', dir], app);
     // What the example leaves to the page: a document, and the functions it declares. Each call is reported as a line.
     writeFileSync(
