@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../server/test/support/child-gateway.js';
-import { deleteExchange, requireBroker, TEST_AMQP_URL, uniqueName } from '../server/test/support/broker.js';
+import { deleteGatewayExchanges, requireBroker, TEST_AMQP_URL, uniqueName } from '../server/test/support/broker.js';
 import { composeFile, requireDockerCompose } from './support/compose.js';
 import { buildImage, type Image } from './support/dockerfile.js';
 import { shellEnv } from './support/env.js';
@@ -182,7 +182,7 @@ describe('the Dockerfile, built without a Docker engine', () => {
         expect(exit, `${name} exits 0 on SIGTERM within ${graceMs} ms; its output:\n${container.output()}`).toBe(0);
       } finally {
         if (container.child.exitCode === null) container.child.kill('SIGKILL');
-        await deleteExchange(exchange).catch(() => {});
+        await deleteGatewayExchanges(exchange).catch(() => {});
       }
     }, 90_000);
   }

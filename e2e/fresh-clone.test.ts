@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import amqp from 'amqplib';
 import jwt from 'jsonwebtoken';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deleteExchange, requireBroker, uniqueName } from '../server/test/support/broker.js';
+import { deleteGatewayExchanges, requireBroker, uniqueName } from '../server/test/support/broker.js';
 import { freePort } from '../server/test/support/child-gateway.js';
 import { shellEnv } from './support/env.js';
 import { REPO_ROOT } from './support/worktree.js';
@@ -84,7 +84,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await deleteExchange(exchange).catch(() => {});
+  await deleteGatewayExchanges(exchange).catch(() => {});
   if (clone) rmSync(join(clone, '..'), { recursive: true, force: true });
 });
 

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runDemo } from '../server/src/demo/run-demo.js';
 import type { Build, LogChunk } from '../server/src/demo/model.js';
 import type { RunningGateway } from '../server/src/server.js';
-import { deleteExchange, requireBroker, TEST_AMQP_URL, uniqueName } from '../server/test/support/broker.js';
+import { deleteGatewayExchanges, requireBroker, TEST_AMQP_URL, uniqueName } from '../server/test/support/broker.js';
 import { shellEnv } from './support/env.js';
 import { completeExample, installPacked, run, strictProject, typeErrorsIn, type OutsideApp } from './support/packages.js';
 import { REPO_ROOT } from './support/worktree.js';
@@ -124,7 +124,7 @@ describe("client/README.md's complete example, from the installed package", () =
   });
   afterAll(async () => {
     await demo?.close();
-    await deleteExchange(exchange).catch(() => {});
+    await deleteGatewayExchanges(exchange).catch(() => {});
   });
 
   it('runs against the demo: the views end equal to its REST API, with tokens from its endpoint', async () => {

@@ -8,7 +8,8 @@ import { runDemo } from '../../server/src/demo/run-demo.js';
 import type { SimulatorOptions } from '../../server/src/demo/ci-simulator.js';
 import type { Build, LogChunk } from '../../server/src/demo/model.js';
 import type { RunningGateway } from '../../server/src/server.js';
-import { deleteExchange, eventually, gatewayQueues, requireBroker, TEST_AMQP_URL, uniqueName, type QueueInfo } from '../../server/test/support/broker.js';
+import { deleteGatewayExchanges, eventually, gatewayQueues, requireBroker, TEST_AMQP_URL, uniqueName, type QueueInfo } from '../../server/test/support/broker.js';
+import { exchangeInUse } from '../../server/test/support/gateway.js';
 
 export type { Build };
 
@@ -81,7 +82,8 @@ export async function startDemo(options: { chaos?: boolean; simulator?: Simulato
     chaos: async () => (await getJson<{ enabled: boolean }>('/api/chaos')).enabled,
     close: async () => {
       await gateway.close();
-      await deleteExchange(exchange).catch(() => undefined);
+      // A test gateway sharing the demo's exchange (resume across gateways) deletes it when it stops.
+      if (!exchangeInUse(exchange)) await deleteGatewayExchanges(exchange).catch(() => undefined);
     },
   };
   const sdk = await fetch(`${gateway.url}/topicgate.min.js`);

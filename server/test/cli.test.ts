@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { deleteExchange, requireBroker, TEST_AMQP_URL, uniqueName } from './support/broker.js';
+import { deleteGatewayExchanges, requireBroker, TEST_AMQP_URL, uniqueName } from './support/broker.js';
 import { CLI_PATH } from './support/child-gateway.js';
 
 interface Run {
@@ -84,7 +84,7 @@ function freshExchange(): string {
 
 beforeAll(requireBroker);
 afterAll(async () => {
-  for (const name of exchanges) await deleteExchange(name);
+  for (const name of exchanges) await deleteGatewayExchanges(name);
 });
 
 describe('an invalid log level', () => {

@@ -8,7 +8,7 @@ import type { RunningGateway } from '../../src/server.js';
 import { runDemo } from '../../src/demo/run-demo.js';
 import type { Build, BuildDeleted, LogChunk } from '../../src/demo/model.js';
 import { createClient } from '@topicgate/client';
-import { deleteExchange, eventually, requireBroker, TEST_AMQP_URL, uniqueName } from '../support/broker.js';
+import { deleteGatewayExchanges, eventually, requireBroker, TEST_AMQP_URL, uniqueName } from '../support/broker.js';
 import { connectClient, type TestClient } from '../support/gateway.js';
 
 let demo: RunningGateway | null = null;
@@ -42,7 +42,7 @@ afterEach(async () => {
   for (const c of clients.splice(0)) c.close();
   await demo?.close();
   demo = null;
-  await deleteExchange(exchange);
+  await deleteGatewayExchanges(exchange);
 });
 
 describe('topicgate demo', () => {

@@ -9,7 +9,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config.js';
 import { DEMO_EXCHANGE, runDemo } from '../../src/demo/run-demo.js';
 import type { RunningGateway } from '../../src/server.js';
-import { deleteExchange, requireBroker, TEST_AMQP_URL, uniqueName } from '../support/broker.js';
+import { deleteGatewayExchanges, requireBroker, TEST_AMQP_URL, uniqueName } from '../support/broker.js';
 
 let demo: RunningGateway | null = null;
 let exchange: string | null = null;
@@ -18,7 +18,7 @@ beforeAll(requireBroker);
 afterEach(async () => {
   await demo?.close();
   demo = null;
-  if (exchange) await deleteExchange(exchange);
+  if (exchange) await deleteGatewayExchanges(exchange);
   exchange = null;
 });
 

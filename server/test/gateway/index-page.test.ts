@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runDemo } from '../../src/demo/run-demo.js';
-import { deleteExchange, requireBroker, TEST_AMQP_URL, uniqueName } from '../support/broker.js';
+import { deleteGatewayExchanges, requireBroker, TEST_AMQP_URL, uniqueName } from '../support/broker.js';
 import { startTestGateway, stopTestGateways } from '../support/gateway.js';
 
 beforeAll(requireBroker);
@@ -29,7 +29,7 @@ describe('GET /', () => {
       expect(page).toMatch(/<html/i);
     } finally {
       await demo.close();
-      await deleteExchange(exchange);
+      await deleteGatewayExchanges(exchange);
     }
   });
 });

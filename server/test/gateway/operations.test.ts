@@ -4,7 +4,7 @@
  */
 import { ResyncReason } from '@topicgate/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { channelCount, deleteExchange, eventually, listQueues, publishJson, requireBroker } from '../support/broker.js';
+import { channelCount, deleteGatewayExchanges, eventually, listQueues, publishJson, requireBroker } from '../support/broker.js';
 import { spawnGateway } from '../support/child-gateway.js';
 import { connectClient, startTestGateway, stopTestGateways } from '../support/gateway.js';
 
@@ -27,7 +27,7 @@ describe('graceful shutdown', () => {
       c.close();
     } finally {
       child.process.kill('SIGKILL');
-      await deleteExchange(child.exchange);
+      await deleteGatewayExchanges(child.exchange);
     }
   });
 });

@@ -4,7 +4,7 @@
  * count where it started.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { channelCount, deleteExchange, eventually, listQueues, requireBroker } from '../support/broker.js';
+import { channelCount, deleteGatewayExchanges, eventually, listQueues, requireBroker } from '../support/broker.js';
 import { spawnGateway } from '../support/child-gateway.js';
 import { connectClient, startTestGateway, stopTestGateways, type TestGateway } from '../support/gateway.js';
 
@@ -41,7 +41,7 @@ describe('a subscription\'s queue is deleted', () => {
       c.close();
     } finally {
       child.process.kill('SIGKILL');
-      await deleteExchange(child.exchange);
+      await deleteGatewayExchanges(child.exchange);
     }
   });
 

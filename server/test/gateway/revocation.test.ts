@@ -14,7 +14,7 @@ import { ClientEvent, type ConnectErrorData } from '@topicgate/shared';
 import { io } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintToken } from '../../src/auth/token-verifier.js';
-import { closeConnections, deleteExchange, eventually, listQueues, publishRaw, requireBroker, TEST_AMQP_URL, uniqueName } from '../support/broker.js';
+import { closeConnections, deleteGatewayExchanges, eventually, listQueues, publishRaw, requireBroker, TEST_AMQP_URL, uniqueName } from '../support/broker.js';
 import { CLI_PATH, spawnGateway, type ChildGateway } from '../support/child-gateway.js';
 import { connectClient, type TestClient } from '../support/gateway.js';
 import { Inbox } from '../support/inbox.js';
@@ -74,8 +74,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const c of clients) c.close();
   for (const g of [g1, g2]) g?.process.kill('SIGKILL');
-  await deleteExchange(exchange);
-  await deleteExchange(`${exchange}.control`);
+  await deleteGatewayExchanges(exchange);
 });
 
 describe('topicgate revoke --sub alice, with two gateways on one broker', () => {

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { Socket as TcpSocket } from 'node:net';
 import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deleteExchange, requireBroker, TEST_AMQP_URL } from '../support/broker.js';
+import { deleteGatewayExchanges, requireBroker, TEST_AMQP_URL } from '../support/broker.js';
 import { spawnGateway, type ChildGateway } from '../support/child-gateway.js';
 import { connectClient, type TestClient } from '../support/gateway.js';
 
@@ -24,7 +24,7 @@ beforeAll(async () => {
 afterAll(async () => {
   child.process.kill('SIGKILL');
   await child.exited;
-  await deleteExchange(child.exchange);
+  await deleteGatewayExchanges(child.exchange);
 });
 
 function rssBytes(pid: number): number {

@@ -9,7 +9,7 @@
  */
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { deleteExchange, eventually, listQueues } from '../support/broker.js';
+import { deleteGatewayExchanges, eventually, listQueues } from '../support/broker.js';
 import { spawnGateway, type ChildGateway } from '../support/child-gateway.js';
 import {
   ackOf,
@@ -60,7 +60,7 @@ afterAll(async () => {
   h?.bystander.close();
   child?.process.kill('SIGTERM');
   await child?.exited;
-  if (child) await deleteExchange(child.exchange);
+  if (child) await deleteGatewayExchanges(child.exchange);
 });
 
 // ---------------------------------------------------------------- arbitraries

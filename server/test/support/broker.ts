@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import amqp from 'amqplib';
 import pino from 'pino';
+import { controlExchange } from '../../src/control.js';
 
 export { eventually } from './eventually.js';
 
@@ -134,6 +135,16 @@ export async function deleteQueues(names: readonly string[]): Promise<void> {
 
 export async function deleteExchange(name: string): Promise<void> {
   await withAdminChannel((channel) => channel.deleteExchange(name).then(() => undefined));
+}
+
+/**
+ * Deletes a gateway's exchange and the control exchange every gateway
+ * declares beside it (`<exchange>.control`, server/src/control.ts): durable,
+ * it would otherwise outlive the test on the shared broker.
+ */
+export async function deleteGatewayExchanges(exchange: string): Promise<void> {
+  await deleteExchange(exchange);
+  await deleteExchange(controlExchange(exchange));
 }
 
 /** Publishes raw bytes, as a buggy (or foreign) publisher would, with the AMQP properties given (content encoding, type, headers). */

@@ -15,7 +15,7 @@ import { io, type Socket } from 'socket.io-client';
 import type { GatewayConfig } from '../../src/config.js';
 import { DEFAULT_RESUMABLE_PREFETCH } from '../../src/mq/connector.js';
 import { startGateway, type RunningGateway, type StartOptions } from '../../src/server.js';
-import { deleteExchange, quietLog, TEST_AMQP_URL, uniqueName } from './broker.js';
+import { deleteGatewayExchanges, quietLog, TEST_AMQP_URL, uniqueName } from './broker.js';
 import { Inbox } from './inbox.js';
 
 export interface TestGateway extends RunningGateway {
@@ -59,7 +59,15 @@ export async function startTestGateway(overrides: Partial<GatewayConfig> = {}, o
 
 const stopping = new WeakMap<TestGateway, Promise<void>>();
 
-/** Closes one gateway and deletes its exchange; idempotent (a file's hooks and the kit's fixture may both ask). */
+/** Whether a test gateway still running uses `exchange` (a second gateway may share the first's, as resume across gateways does). */
+export function exchangeInUse(exchange: string): boolean {
+  return started.some((gateway) => gateway.exchange === exchange);
+}
+
+/**
+ * Closes one gateway and deletes its exchanges once no running test gateway
+ * shares them; idempotent (a file's hooks and the kit's fixture may both ask).
+ */
 export function stopTestGateway(gateway: TestGateway): Promise<void> {
   const at = started.indexOf(gateway);
   if (at >= 0) started.splice(at, 1);
@@ -67,7 +75,7 @@ export function stopTestGateway(gateway: TestGateway): Promise<void> {
   if (stopped === undefined) {
     stopped = (async () => {
       await gateway.close();
-      if (gateway.mq.kind === 'amqp') await deleteExchange(gateway.exchange);
+      if (gateway.mq.kind === 'amqp' && !exchangeInUse(gateway.exchange)) await deleteGatewayExchanges(gateway.exchange);
     })();
     stopping.set(gateway, stopped);
   }
