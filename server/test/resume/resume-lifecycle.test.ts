@@ -4,7 +4,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { mintToken } from '../../src/auth/token-verifier.js';
-import { deleteQueueAsOperator, eventually, listQueues, publishJson, requireBroker, TEST_AMQP_URL } from '../support/broker.js';
+import { deleteGatewayExchanges, deleteQueueAsOperator, eventually, listQueues, publishJson, requireBroker, TEST_AMQP_URL } from '../support/broker.js';
 import { spawnGateway } from '../support/child-gateway.js';
 import { startTestGateway, stopTestGateways, type TestGateway } from '../support/gateway.js';
 import { ResumingClient } from './resume-client.js';
@@ -100,15 +100,22 @@ describe('taking a subscription up', () => {
 describe('nothing lingers', () => {
   it('a gateway killed with SIGKILL: its resumable queues are gone once the window has passed', { timeout: 60_000 }, async () => {
     const child = await spawnGateway({ TOPICGATE_RESUME_WINDOW: '2' });
-    const c = await connect(child);
-    const claims = [(await c.subscribe('a', 'logs.#')).grant.claim, (await c.subscribe('b', 'builds.#')).grant.claim];
-    child.process.kill('SIGKILL');
-    await child.exited;
-    // The broker dropped its connection (and consumers) at once; x-expires deletes the queues after the window.
-    await eventually(async () => {
-      const queues = await listQueues('topicgate.r.');
-      return claims.every((claim) => !queues.some((q) => q.name === claim));
-    }, 'the queues of the killed gateway deleted by the broker', 20_000);
+    try {
+      const c = await connect(child);
+      const claims = [(await c.subscribe('a', 'logs.#')).grant.claim, (await c.subscribe('b', 'builds.#')).grant.claim];
+      child.process.kill('SIGKILL');
+      await child.exited;
+      // The broker dropped its connection (and consumers) at once; x-expires deletes the queues after the window.
+      await eventually(async () => {
+        const queues = await listQueues('topicgate.r.');
+        return claims.every((claim) => !queues.some((q) => q.name === claim));
+      }, 'the queues of the killed gateway deleted by the broker', 20_000);
+    } finally {
+      child.process.kill('SIGKILL');
+      await child.exited;
+      // Its exchanges are durable: nothing of the broker's deletes them.
+      await deleteGatewayExchanges(child.exchange);
+    }
   });
 });
 
