@@ -27,7 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SETTINGS, envName, loadConfig, readSettings, type SettingName } from '../server/src/config.js';
-import { deleteExchange, requireBroker } from '../server/test/support/broker.js';
+import { requireBroker } from '../server/test/support/broker.js';
 import { freePort } from '../server/test/support/child-gateway.js';
 import { startTestGateway, stopTestGateways, type TestGateway } from '../server/test/support/gateway.js';
 import { composeFile, requireDockerCompose } from './support/compose.js';
@@ -302,10 +302,7 @@ describe("HAProxy's file in front of two real gateways: stickiness and the drain
     gateways = [await startTestGateway(), await startTestGateway()];
   });
   afterAll(async () => {
-    const exchanges = (gateways ?? []).map((gateway) => gateway.exchange);
-    await stopTestGateways();
-    // Each gateway declared `<exchange>.control` (revocations, takeovers) and never deletes it.
-    for (const exchange of exchanges) await deleteExchange(`${exchange}.control`).catch(() => {});
+    await stopTestGateways(); // each deletes its exchange and its `.control`
     rmSync(scratch, { recursive: true, force: true });
   });
 

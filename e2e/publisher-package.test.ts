@@ -15,7 +15,7 @@ import { BrokerConsumer } from '../publisher/test/broker-consumer.js';
 import { completeExample, installPacked, run, strictProject, typeErrorsIn, type OutsideApp } from './support/packages.js';
 import { REPO_ROOT } from './support/worktree.js';
 
-let outside: OutsideApp;
+let outside: OutsideApp<'publisher'>;
 let app: string;
 let tarball: string;
 
@@ -33,7 +33,7 @@ beforeAll(async () => {
   // What the README says to run: `npm pack -w publisher` in a checkout, `npm install <tarball>` in a back end.
   outside = await installPacked(['publisher'], { appName: 'publisher-consumer', dependencies: ['typescript', '@types/node'] });
   app = outside.app;
-  tarball = outside.tarballs.publisher!;
+  tarball = outside.tarballs.publisher;
 }, 300_000);
 
 afterAll(() => outside?.remove());

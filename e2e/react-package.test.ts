@@ -17,7 +17,7 @@ import { launchBrowser, openPage, SOON, type DemoPage } from './support/browser.
 import { isFinished, startDemo, waitForBuild, type Demo } from './support/demo.js';
 import { completeExample, installPacked, run, strictProject, typeErrorsIn, type OutsideApp } from './support/packages.js';
 
-let outside: OutsideApp;
+let outside: OutsideApp<'client' | 'react'>;
 let app: string;
 
 beforeAll(async () => {
@@ -34,7 +34,7 @@ afterAll(() => outside?.remove());
 
 describe('the hooks package (npm pack -w react)', () => {
   it('carries the ES module build and its declarations, and neither the example nor the tests', async () => {
-    const { stdout } = await run('tar', ['-tzf', outside.tarballs.react!], outside.scratch);
+    const { stdout } = await run('tar', ['-tzf', outside.tarballs.react], outside.scratch);
     const files = stdout.split('\n').filter(Boolean);
     for (const file of ['package/package.json', 'package/README.md', 'package/dist/index.js', 'package/dist/index.d.ts']) {
       expect(files, `the tarball has ${file}`).toContain(file);

@@ -20,7 +20,7 @@ import { shellEnv } from './support/env.js';
 import { completeExample, installPacked, run, strictProject, typeErrorsIn, type OutsideApp } from './support/packages.js';
 import { REPO_ROOT } from './support/worktree.js';
 
-let outside: OutsideApp;
+let outside: OutsideApp<'client'>;
 let app: string;
 let tarball: string;
 
@@ -34,7 +34,7 @@ beforeAll(async () => {
   // What the README says to run: `npm pack -w client` in a checkout, `npm install <tarball>` in an application.
   outside = await installPacked(['client'], { appName: 'sdk-consumer', dependencies: ['typescript'] });
   app = outside.app;
-  tarball = outside.tarballs.client!;
+  tarball = outside.tarballs.client;
 }, 300_000);
 
 afterAll(() => outside?.remove());

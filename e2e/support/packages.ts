@@ -51,12 +51,12 @@ export async function typeErrorsIn(app: string, project: string): Promise<string
 }
 
 /** An application outside the repository that installed packed workspaces, as the packages' READMEs tell a user to. */
-export interface OutsideApp {
+export interface OutsideApp<Workspace extends string = string> {
   /** A directory outside the repository holding the tarballs and the application. */
   readonly scratch: string;
   readonly app: string;
   /** Each tarball, by workspace folder (`client`, `react`, `publisher`). */
-  readonly tarballs: Readonly<Record<string, string>>;
+  readonly tarballs: Readonly<Record<Workspace, string>>;
   remove(): void;
 }
 
@@ -65,24 +65,24 @@ export interface OutsideApp {
  * tarballs and of `dependencies` (at the repository's own versions) in a new
  * application outside it.
  */
-export async function installPacked(
-  workspaces: string[],
+export async function installPacked<Workspace extends string>(
+  workspaces: Workspace[],
   { appName, dependencies, timeoutMs = 180_000 }: { appName: string; dependencies: string[]; timeoutMs?: number },
-): Promise<OutsideApp> {
+): Promise<OutsideApp<Workspace>> {
   const scratch = mkdtempSync(join(tmpdir(), `topicgate-${appName}-`));
   const remove = () => rmSync(scratch, { recursive: true, force: true });
   try {
     if (!relative(REPO_ROOT, scratch).startsWith('..')) throw new Error(`${scratch} is inside the repository: an application there would find the workspace packages`);
     await run('npm', ['pack', ...workspaces.flatMap((workspace) => ['-w', workspace]), '--pack-destination', scratch], REPO_ROOT);
-    const tarballs = Object.fromEntries(workspaces.map((workspace) => [workspace, join(scratch, tarballName(workspace))]));
+    const tarballs = Object.fromEntries(workspaces.map((workspace) => [workspace, join(scratch, tarballName(workspace))])) as Record<Workspace, string>;
     const packed = readdirSync(scratch).filter((name) => name.endsWith('.tgz')).sort();
-    const expected = Object.values(tarballs).map((path) => relative(scratch, path)).sort();
+    const expected = workspaces.map(tarballName).sort();
     if (packed.join() !== expected.join()) throw new Error(`npm pack wrote ${packed.join(', ') || 'nothing'}; expected ${expected.join(', ')}`);
 
     const app = join(scratch, 'app');
     mkdirSync(app);
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: appName, version: '1.0.0', private: true, type: 'module' }, null, 2));
-    await run('npm', ['install', '--no-audit', '--no-fund', ...Object.values(tarballs), ...dependencies.map((name) => `${name}@${repoVersion(name)}`)], app, { timeoutMs });
+    await run('npm', ['install', '--no-audit', '--no-fund', ...workspaces.map((workspace) => tarballs[workspace]), ...dependencies.map((name) => `${name}@${repoVersion(name)}`)], app, { timeoutMs });
     return { scratch, app, tarballs, remove };
   } catch (err) {
     remove();
